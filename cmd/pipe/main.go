@@ -1,0 +1,18 @@
+// Command pipe runs declarative pipes from Kafka to targets. See README.md.
+package main
+
+import (
+	"fmt"
+	"os"
+
+	_ "github.com/pipe-run/pipe/sources/kafka"
+	_ "github.com/pipe-run/pipe/targets/http"
+	_ "github.com/pipe-run/pipe/targets/stdout"
+)
+
+func main() {
+	if err := newRoot().Execute(); err != nil {
+		fmt.Fprintln(os.Stderr, "pipe:", err)
+		os.Exit(exitCode(err))
+	}
+}

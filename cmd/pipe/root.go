@@ -1,0 +1,159 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/pipe-run/pipe/pipeline"
+)
+
+// version is set at build time with -ldflags "-X main.version=v1.2.3".
+var version = "dev"
+
+// errInvalid is an invalid config; its problems were printed already.
+var errInvalid = errors.New("invalid config")
+
+func exitCode(err error) int {
+	if errors.Is(err, errInvalid) {
+		return 2
+	}
+	return 1
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "pipe",
+		Short:         "Run declarative pipes from Kafka to Lambda, HTTP, stdout and more",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newRun(), newValidate(), newVersion(), newDev(), newProduce(), newReference())
+	return root
+}
+
+func newVersion() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			v := version
+			if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+				v = bi.Main.Version
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "pipe %s\n", v)
+		},
+	}
+}
+
+func newValidate() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "validate",
+		Short: "Check a config file without connecting to anything",
+		Long:  "Check a config file: every problem is printed with file:line:column. Nothing is connected; exits 2 on an invalid file.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := load(cmd.ErrOrStderr(), file)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d pipe(s)\n", file, len(cfg.Pipes))
+			return nil
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "pipes.yaml", "config file")
+	return cmd
+}
+
+// load reads a config file, printing every problem to w.
+func load(w io.Writer, file string) (*pipeline.Config, error) {
+	cfg, err := pipeline.LoadFile(file)
+	return cfg, reportProblems(w, err)
+}
+
+func reportProblems(w io.Writer, err error) error {
+	var ps pipeline.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			fmt.Fprintln(w, p.Error())
+		}
+		return fmt.Errorf("%w: %d problem(s)", errInvalid, len(ps))
+	}
+	return err
+}
+
+func newRun() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run the pipes of a config file",
+		Long:  "Run the pipes of a config file until SIGINT or SIGTERM; then stop fetching, drain in-flight batches (shutdownTimeout), commit and leave the groups.",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := load(cmd.ErrOrStderr(), file)
+			if err != nil {
+				return err
+			}
+			return runPipes(cmd.Context(), cfg, cmd.ErrOrStderr())
+		},
+	}
+	cmd.Flags().StringVarP(&file, "file", "f", "pipes.yaml", "config file")
+	return cmd
+}
+
+func newLogger(cfg *pipeline.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// runPipes runs the config's pipes until SIGINT/SIGTERM (or ctx ends). A
+// second signal stops at once.
+func runPipes(ctx context.Context, cfg *pipeline.Config, logw io.Writer) error {
+	logger := newLogger(cfg, logw)
+	pipes, err := pipeline.Build(cfg, logger)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext(ctx, logger)
+	defer stop()
+	return pipeline.Run(ctx, pipes)
+}
+
+// signalContext is cancelled by the first SIGINT or SIGTERM; a second one
+// exits the process.
+func signalContext(parent context.Context, logger *slog.Logger) (context.Context, func()) {
+	if parent == nil {
+		parent = context.Background()
+	}
+	ctx, cancel := context.WithCancel(parent)
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-ch:
+			logger.Info("shutting down", "signal", s.String())
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		s := <-ch
+		logger.Error("second signal: exiting without draining", "signal", s.String())
+		os.Exit(130)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}

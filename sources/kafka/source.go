@@ -1,0 +1,267 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pipe-run/pipe/pipeline"
+)
+
+// source is a consumer group member that cuts each assigned partition's
+// records into batches and hands them to the pipe, one batch in flight per
+// partition, committing only what the pipe finished.
+type source struct {
+	cfg       *Config
+	group     string
+	log       *slog.Logger
+	drain     time.Duration
+	bootstrap string
+	opts      []kgo.Opt
+
+	// sem bounds the batches in flight across partitions.
+	sem chan struct{}
+
+	mu      sync.Mutex
+	parts   map[tp]*partition
+	handler pipeline.Handler
+	// hardCtx is cancelled when draining takes longer than the drain timeout;
+	// every in-flight batch's context derives from it.
+	hardCtx    context.Context
+	hardCancel context.CancelFunc
+	stopping   chan struct{}
+	cl         *kgo.Client
+
+	errLog errorLog
+}
+
+type tp struct {
+	topic     string
+	partition int32
+}
+
+var _ pipeline.Source = (*source)(nil)
+
+func newSource(c *Config, group string, env pipeline.Env) *source {
+	s := &source{
+		cfg:       c,
+		group:     group,
+		log:       env.Logger.With("source", "kafka", "group", group),
+		drain:     env.DrainTimeout,
+		bootstrap: strings.Join(c.brokers, ","),
+		sem:       make(chan struct{}, c.MaximumConcurrency),
+		parts:     map[tp]*partition{},
+	}
+	reset := kgo.NewOffset().AtStart()
+	switch c.StartingPosition {
+	case "LATEST":
+		reset = kgo.NewOffset().AtEnd()
+	case "AT_TIMESTAMP":
+		reset = kgo.NewOffset().AfterMilli(c.StartingPositionTimestamp.UnixMilli())
+	}
+	s.opts = []kgo.Opt{
+		kgo.SeedBrokers(c.brokers...),
+		kgo.ClientID(c.ClientID),
+		kgo.ConsumerGroup(group),
+		kgo.ConsumeTopics(c.Topics...),
+		kgo.ConsumeResetOffset(reset),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(c.CommitInterval),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsAssigned(s.assigned),
+		kgo.OnPartitionsRevoked(s.revoked),
+		kgo.OnPartitionsLost(s.lost),
+		kgo.WithLogger(kgoLogger{s.log}),
+	}
+	return s
+}
+
+// Run consumes until ctx is cancelled, then drains and commits.
+func (s *source) Run(ctx context.Context, h pipeline.Handler) error {
+	s.hardCtx, s.hardCancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer s.hardCancel()
+	s.stopping = make(chan struct{})
+	s.handler = h
+	cl, err := kgo.NewClient(s.opts...)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.cl = cl
+	s.mu.Unlock()
+	s.log.Info("consuming", "brokers", s.bootstrap, "topics", strings.Join(s.cfg.Topics, ","))
+
+	for {
+		fetches := cl.PollRecords(ctx, 0)
+		if ctx.Err() != nil || fetches.IsClientClosed() {
+			cl.AllowRebalance()
+			break
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, context.Canceled) {
+				return
+			}
+			s.errLog.warn(s.log, "fetch failed; the client retries", "topic", topic, "partition", partition, "error", err)
+		})
+		now := time.Now()
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) > 0 {
+				s.dispatch(p.Topic, p.Partition, p.Records, now)
+			}
+		})
+		cl.AllowRebalance()
+	}
+	return s.shutdown()
+}
+
+// shutdown drains in-flight batches within the drain timeout, commits what
+// finished and leaves the group.
+func (s *source) shutdown() error {
+	s.log.Info("stopping: draining in-flight batches", "timeout", s.drain.String())
+	close(s.stopping)
+	s.mu.Lock()
+	parts := make([]*partition, 0, len(s.parts))
+	for _, p := range s.parts {
+		parts = append(parts, p)
+	}
+	s.mu.Unlock()
+	if !waitAll(parts, s.drain) {
+		s.log.Warn("drain timeout passed; cancelling in-flight batches, which will be delivered again")
+		s.hardCancel()
+		waitAll(parts, 0)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := s.cl.CommitMarkedOffsets(ctx)
+	if err != nil {
+		s.log.Error("final commit failed; the uncommitted records will be delivered again", "error", err)
+	}
+	s.cl.Close() // leaves the group
+	return nil
+}
+
+// waitAll waits for the partitions' workers to exit, at most d (0: no limit).
+func waitAll(parts []*partition, d time.Duration) bool {
+	var deadline <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		deadline = t.C
+	}
+	for _, p := range parts {
+		select {
+		case <-p.done:
+		case <-deadline:
+			return false
+		}
+	}
+	return true
+}
+
+func (s *source) dispatch(topic string, partition int32, recs []*kgo.Record, now time.Time) {
+	s.mu.Lock()
+	p := s.parts[tp{topic, partition}]
+	s.mu.Unlock()
+	if p == nil {
+		// Not ours (any more): the new owner reads these from the committed offset.
+		return
+	}
+	if p.push(recs, now) {
+		s.cl.PauseFetchPartitions(map[string][]int32{topic: {partition}})
+	}
+}
+
+func (s *source) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for topic, ps := range assigned {
+		for _, n := range ps {
+			key := tp{topic, n}
+			if s.parts[key] != nil {
+				continue
+			}
+			p := newPartition(s, topic, n)
+			s.parts[key] = p
+			go p.work()
+		}
+	}
+	s.log.Info("partitions assigned", "partitions", describe(assigned))
+}
+
+func (s *source) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	s.release(revoked, false)
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		s.log.Error("commit on revocation failed; the uncommitted records will be delivered again", "error", err)
+	}
+}
+
+func (s *source) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.release(lost, true)
+}
+
+// release stops the workers of partitions leaving this member. Revoked
+// partitions finish their in-flight batch first (within the drain timeout);
+// lost ones are cancelled at once, since their offsets cannot be committed.
+func (s *source) release(ps map[string][]int32, lost bool) {
+	var parts []*partition
+	s.mu.Lock()
+	for topic, ns := range ps {
+		for _, n := range ns {
+			key := tp{topic, n}
+			if p := s.parts[key]; p != nil {
+				parts = append(parts, p)
+				delete(s.parts, key)
+			}
+		}
+	}
+	s.mu.Unlock()
+	if len(parts) == 0 {
+		return
+	}
+	for _, p := range parts {
+		p.stop(lost)
+	}
+	for _, p := range parts {
+		if !waitAll([]*partition{p}, s.drain) {
+			s.log.Warn("partition revoked while its batch was still running; cancelling it, the new owner delivers it again",
+				"topic", p.topic, "partition", p.partition)
+			p.cancel()
+			<-p.done
+		}
+	}
+	s.cl.ResumeFetchPartitions(ps) // pauses outlive assignments in kgo
+	if lost {
+		s.log.Warn("partitions lost", "partitions", describe(ps))
+	} else {
+		s.log.Info("partitions revoked", "partitions", describe(ps))
+	}
+}
+
+func describe(m map[string][]int32) string {
+	var b strings.Builder
+	for topic, ps := range m {
+		for _, p := range ps {
+			if b.Len() > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(topic)
+			b.WriteByte('-')
+			b.WriteString(itoa(int64(p)))
+		}
+	}
+	return b.String()
+}
+
+// markDone records that everything before next is finished, for the next
+// commit.
+func (s *source) markDone(p *partition, next int64, epoch int32) {
+	s.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
+		p.topic: {p.partition: {Epoch: epoch, Offset: next}},
+	})
+}
