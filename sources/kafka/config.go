@@ -17,13 +17,13 @@ func init() {
 
 // Config is the `source: {kafka: ...}` block.
 type Config struct {
-	BootstrapServers          []string      `yaml:"bootstrapServers" required:"true" min:"1" max:"10" doc:"Brokers to bootstrap from, host:port, as a list or one comma-separated string (1 to 10). The envelope's bootstrapServers is this list joined by commas."`
+	BootstrapServers          []string      `yaml:"bootstrapServers" required:"true" min:"1" max:"10" doc:"Brokers to bootstrap from, host:port, as a list or one comma-separated string; 1 to 10 servers. The envelope's bootstrapServers is this list joined by commas."`
 	Topics                    []string      `yaml:"topics" required:"true" min:"1" pattern:"^[a-zA-Z0-9._-]{1,249}$" patternDesc:"a Kafka topic name (1 to 249 of a-z A-Z 0-9 . _ -)" doc:"Topics to consume, as a list or one name."`
 	ConsumerGroupID           string        `yaml:"consumerGroupId" pattern:"^[a-zA-Z0-9/*:_+=.@-]{1,200}$" patternDesc:"1 to 200 characters of a-z A-Z 0-9 - / * : _ + = . @" doc:"Consumer group id. Default: pipe-<pipe name>, stable across restarts so a restarted pipe resumes where it committed."`
 	StartingPosition          string        `yaml:"startingPosition" default:"TRIM_HORIZON" enum:"TRIM_HORIZON,LATEST,AT_TIMESTAMP" doc:"Where a group with no committed offsets starts: TRIM_HORIZON (earliest), LATEST, or AT_TIMESTAMP (needs startingPositionTimestamp). Ignored once the group has committed offsets."`
 	StartingPositionTimestamp time.Time     `yaml:"startingPositionTimestamp" doc:"With AT_TIMESTAMP: an RFC 3339 time, not in the future; consumption starts at the first record at or after it."`
-	BatchSize                 int           `yaml:"batchSize" default:"100" min:"1" max:"10000" doc:"Most records in one batch (1 to 10000)."`
-	MaximumBatchingWindow     time.Duration `yaml:"maximumBatchingWindow" default:"500ms" min:"0s" max:"300s" doc:"How long a batch may wait to fill once its first record arrived (0s to 300s). A batch also closes when full or when its envelope would pass 6 MB."`
+	BatchSize                 int           `yaml:"batchSize" default:"100" min:"1" max:"10000" doc:"Most records in one batch."`
+	MaximumBatchingWindow     time.Duration `yaml:"maximumBatchingWindow" default:"500ms" min:"0s" max:"300s" doc:"How long a batch may wait to fill once its first record arrived. A batch also closes when full or when its envelope would pass 6 MB."`
 	MaximumConcurrency        int           `yaml:"maximumConcurrency" default:"16" min:"1" max:"1000" doc:"Most batches in flight at once across the pipe's partitions. A partition never has more than one."`
 	PartitionBuffer           pipeline.Size `yaml:"partitionBuffer" default:"8MB" min:"64KB" max:"1GB" doc:"Records fetched ahead per partition; fetching that partition pauses above it and resumes below half of it, so a slow target bounds memory."`
 	CommitInterval            time.Duration `yaml:"commitInterval" default:"5s" min:"100ms" max:"1h" doc:"How often offsets of finished batches are committed. They are also committed on partition revocation and on shutdown."`
