@@ -71,9 +71,9 @@ func bufferedSize(r *kgo.Record) int {
 	return n
 }
 
-// push buffers fetched records; it reports whether fetching this partition
-// should now pause.
-func (p *partition) push(recs []*kgo.Record, now time.Time) (pause bool) {
+// push buffers fetched records and pauses fetching the partition when its
+// buffer is full.
+func (p *partition) push(recs []*kgo.Record, now time.Time) {
 	n := 0
 	for _, r := range recs {
 		n += bufferedSize(r)
@@ -82,15 +82,15 @@ func (p *partition) push(recs []*kgo.Record, now time.Time) (pause bool) {
 	p.chunks = append(p.chunks, chunk{recs: recs, at: now})
 	p.bytes += n
 	if p.bytes >= int(p.s.cfg.PartitionBuffer) && !p.paused {
+		// Pause and resume happen under p.mu so they cannot cross.
 		p.paused = true
-		pause = true
+		p.s.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.partition}})
 	}
 	p.mu.Unlock()
 	select {
 	case p.wake <- struct{}{}:
 	default:
 	}
-	return pause
 }
 
 // stop makes the worker exit after its in-flight batch; lost partitions
@@ -114,6 +114,11 @@ func (p *partition) work() {
 		case <-p.quit:
 			return
 		case <-p.s.stopping:
+			return
+		}
+		if p.leaving() {
+			// Both were ready and select chose the semaphore.
+			<-p.s.sem
 			return
 		}
 		err := p.s.handler.Handle(p.ctx, &p.batch)
@@ -142,6 +147,9 @@ func (p *partition) fill() bool {
 		}
 	}()
 	for {
+		if p.leaving() {
+			return false
+		}
 		p.mu.Lock()
 		count, opened := p.countLocked(cfg.BatchSize)
 		full := count >= cfg.BatchSize || p.bytes >= pipeline.MaxPayloadSize
@@ -168,6 +176,19 @@ func (p *partition) fill() bool {
 		case <-p.s.stopping:
 			return false
 		}
+	}
+}
+
+// leaving reports whether the partition is being revoked or the source is
+// stopping: no new batch may start then.
+func (p *partition) leaving() bool {
+	select {
+	case <-p.quit:
+		return true
+	case <-p.s.stopping:
+		return true
+	default:
+		return false
 	}
 }
 
@@ -263,14 +284,11 @@ func (p *partition) release() {
 			p.head = 0
 		}
 	}
-	resume := p.paused && p.bytes < int(p.s.cfg.PartitionBuffer)/2
-	if resume {
+	if p.paused && p.bytes < int(p.s.cfg.PartitionBuffer)/2 {
 		p.paused = false
-	}
-	p.mu.Unlock()
-	if resume {
 		p.s.cl.ResumeFetchPartitions(map[string][]int32{p.topic: {p.partition}})
 	}
+	p.mu.Unlock()
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -172,9 +172,7 @@ func (s *source) dispatch(topic string, partition int32, recs []*kgo.Record, now
 		// Not ours (any more): the new owner reads these from the committed offset.
 		return
 	}
-	if p.push(recs, now) {
-		s.cl.PauseFetchPartitions(map[string][]int32{topic: {partition}})
-	}
+	p.push(recs, now)
 }
 
 func (s *source) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
