@@ -16,6 +16,7 @@ import (
 // worker, which cuts them into batches.
 type partition struct {
 	s         *source
+	cl        *kgo.Client
 	topic     string
 	partition int32
 
@@ -48,10 +49,10 @@ type chunk struct {
 // headers, so many tiny records also fill the buffer.
 const recordOverhead = 64
 
-func newPartition(s *source, topic string, n int32) *partition {
+func newPartition(s *source, cl *kgo.Client, topic string, n int32) *partition {
 	ctx, cancel := context.WithCancel(s.hardCtx)
 	return &partition{
-		s: s, topic: topic, partition: n,
+		s: s, cl: cl, topic: topic, partition: n,
 		ctx: ctx, cancel: cancel,
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
@@ -84,7 +85,7 @@ func (p *partition) push(recs []*kgo.Record, now time.Time) {
 	if p.bytes >= int(p.s.cfg.PartitionBuffer) && !p.paused {
 		// Pause and resume happen under p.mu so they cannot cross.
 		p.paused = true
-		p.s.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.partition}})
+		p.cl.PauseFetchPartitions(map[string][]int32{p.topic: {p.partition}})
 	}
 	p.mu.Unlock()
 	select {
@@ -286,7 +287,7 @@ func (p *partition) release() {
 	}
 	if p.paused && p.bytes < int(p.s.cfg.PartitionBuffer)/2 {
 		p.paused = false
-		p.s.cl.ResumeFetchPartitions(map[string][]int32{p.topic: {p.partition}})
+		p.cl.ResumeFetchPartitions(map[string][]int32{p.topic: {p.partition}})
 	}
 	p.mu.Unlock()
 }

@@ -35,7 +35,6 @@ type source struct {
 	hardCtx    context.Context
 	hardCancel context.CancelFunc
 	stopping   chan struct{}
-	cl         *kgo.Client
 
 	errLog errorLog
 }
@@ -92,9 +91,6 @@ func (s *source) Run(ctx context.Context, h pipeline.Handler) error {
 	if err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.cl = cl
-	s.mu.Unlock()
 	s.log.Info("consuming", "brokers", s.bootstrap, "topics", strings.Join(s.cfg.Topics, ","))
 
 	for {
@@ -117,12 +113,12 @@ func (s *source) Run(ctx context.Context, h pipeline.Handler) error {
 		})
 		cl.AllowRebalance()
 	}
-	return s.shutdown()
+	return s.shutdown(cl)
 }
 
 // shutdown drains in-flight batches within the drain timeout, commits what
 // finished and leaves the group.
-func (s *source) shutdown() error {
+func (s *source) shutdown(cl *kgo.Client) error {
 	s.log.Info("stopping: draining in-flight batches", "timeout", s.drain.String())
 	close(s.stopping)
 	s.mu.Lock()
@@ -138,11 +134,11 @@ func (s *source) shutdown() error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := s.cl.CommitMarkedOffsets(ctx)
+	err := cl.CommitMarkedOffsets(ctx)
 	if err != nil {
 		s.log.Error("final commit failed; the uncommitted records will be delivered again", "error", err)
 	}
-	s.cl.Close() // leaves the group
+	cl.Close() // leaves the group
 	return nil
 }
 
@@ -184,7 +180,7 @@ func (s *source) assigned(_ context.Context, cl *kgo.Client, assigned map[string
 			if s.parts[key] != nil {
 				continue
 			}
-			p := newPartition(s, topic, n)
+			p := newPartition(s, cl, topic, n)
 			s.parts[key] = p
 			go p.work()
 		}
@@ -193,20 +189,20 @@ func (s *source) assigned(_ context.Context, cl *kgo.Client, assigned map[string
 }
 
 func (s *source) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
-	s.release(revoked, false)
+	s.release(cl, revoked, false)
 	if err := cl.CommitMarkedOffsets(ctx); err != nil {
 		s.log.Error("commit on revocation failed; the uncommitted records will be delivered again", "error", err)
 	}
 }
 
-func (s *source) lost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	s.release(lost, true)
+func (s *source) lost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+	s.release(cl, lost, true)
 }
 
 // release stops the workers of partitions leaving this member. Revoked
 // partitions finish their in-flight batch first (within the drain timeout);
 // lost ones are cancelled at once, since their offsets cannot be committed.
-func (s *source) release(ps map[string][]int32, lost bool) {
+func (s *source) release(cl *kgo.Client, ps map[string][]int32, lost bool) {
 	var parts []*partition
 	s.mu.Lock()
 	for topic, ns := range ps {
@@ -233,7 +229,7 @@ func (s *source) release(ps map[string][]int32, lost bool) {
 			<-p.done
 		}
 	}
-	s.cl.ResumeFetchPartitions(ps) // pauses outlive assignments in kgo
+	cl.ResumeFetchPartitions(ps) // pauses outlive assignments in kgo
 	if lost {
 		s.log.Warn("partitions lost", "partitions", describe(ps))
 	} else {
@@ -259,7 +255,7 @@ func describe(m map[string][]int32) string {
 // markDone records that everything before next is finished, for the next
 // commit.
 func (s *source) markDone(p *partition, next int64, epoch int32) {
-	s.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
+	p.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
 		p.topic: {p.partition: {Epoch: epoch, Offset: next}},
 	})
 }
