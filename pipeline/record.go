@@ -38,6 +38,9 @@ type Record struct {
 	Key           []byte
 	Value         []byte
 	Headers       []Header
+
+	// view is the decoded record, built on first use by View.
+	view *Value
 }
 
 // Batch is a group of records delivered together. Records are grouped by
