@@ -44,6 +44,9 @@ func AppendEnvelope(dst []byte, b *Batch) []byte {
 // EnvelopeSize returns len(AppendEnvelope(nil, b)) without encoding.
 func EnvelopeSize(b *Batch) int {
 	n := EnvelopeOverhead(b.EventSource, b.BootstrapServers)
+	if len(b.Records) > 0 {
+		n-- // PartitionOverhead counts a comma before each partition; the first has none
+	}
 	for i := range b.Records {
 		r := &b.Records[i]
 		if i == 0 || r.Partition != b.Records[i-1].Partition || r.Topic != b.Records[i-1].Topic {
@@ -146,12 +149,13 @@ func appendPartitionKey(dst []byte, topic string, partition int32) []byte {
 
 func intSize(v int64) int {
 	n := 1
+	u := uint64(v)
 	if v < 0 {
 		n++
-		v = -v
+		u = -u // also right for math.MinInt64, whose negation does not fit an int64
 	}
-	for v >= 10 {
-		v /= 10
+	for u >= 10 {
+		u /= 10
 		n++
 	}
 	return n
@@ -175,6 +179,10 @@ func appendString(dst []byte, s string) []byte {
 			switch c {
 			case '"', '\\':
 				dst = append(dst, '\\', c)
+			case '\b':
+				dst = append(dst, '\\', 'b')
+			case '\f':
+				dst = append(dst, '\\', 'f')
 			case '\n':
 				dst = append(dst, '\\', 'n')
 			case '\r':
@@ -218,7 +226,7 @@ func stringSize(s string) int {
 			switch {
 			case c >= 0x20 && c != '"' && c != '\\':
 				n++
-			case c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t':
+			case c == '"' || c == '\\' || c == '\b' || c == '\f' || c == '\n' || c == '\r' || c == '\t':
 				n += 2
 			default:
 				n += 6
