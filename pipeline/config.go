@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"regexp"
+	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -54,14 +57,18 @@ func parse(file string, data []byte, x expander) (*Config, error) {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, errEOF) || err.Error() == "EOF" {
+		if errors.Is(err, io.EOF) {
 			return nil, Problems{{File: file, Line: 1, Column: 1, Msg: "the file is empty; it needs a pipes: list"}}
 		}
-		return nil, Problems{yamlProblem(file, err)}
+		return nil, Problems{yamlProblem(file, data, err)}
 	}
 	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
+	switch err := dec.Decode(&extra); {
+	case err == nil:
 		return nil, Problems{{File: file, Line: extra.Line, Column: extra.Column, Msg: "a config file holds one YAML document; found a second"}}
+	case !errors.Is(err, io.EOF):
+		// A broken document after the first one is still a broken file.
+		return nil, Problems{yamlProblem(file, data, err)}
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
@@ -73,45 +80,79 @@ func parse(file string, data []byte, x expander) (*Config, error) {
 	// Pipe positions and unique names.
 	if root.Kind == yaml.MappingNode {
 		for i := 0; i+1 < len(root.Content); i += 2 {
-			if root.Content[i].Value != "pipes" || root.Content[i+1].Kind != yaml.SequenceNode {
+			list := resolveAlias(root.Content[i+1])
+			if root.Content[i].Value != "pipes" || list.Kind != yaml.SequenceNode {
 				continue
 			}
 			seen := map[string]bool{}
-			for j, item := range root.Content[i+1].Content {
+			for j, item := range list.Content {
 				if j >= len(cfg.Pipes) {
 					break
 				}
 				cfg.Pipes[j].Line, cfg.Pipes[j].Column = item.Line, item.Column
 				name := cfg.Pipes[j].Name
 				if name != "" && seen[name] {
-					d.pipe = name
-					d.addf(item, "name", "another pipe has the same name")
+					d.pipe = pipeName(item)
+					d.addf(valueOf(item, "name"), "name", "another pipe has the same name")
 				}
 				seen[name] = true
 			}
 		}
 	}
 	if len(d.problems) > 0 {
+		// Problems are found field by field and checks spanning fields run
+		// after them; report them in file order.
+		sort.SliceStable(d.problems, func(i, j int) bool {
+			a, b := d.problems[i], d.problems[j]
+			return a.Line < b.Line || a.Line == b.Line && a.Column < b.Column
+		})
 		return nil, d.problems
 	}
 	return cfg, nil
 }
 
-var errEOF = errors.New("EOF")
+// valueOf returns the value of key in mapping n, or n itself when there is
+// none (or n is an alias), as the place to report a problem with it.
+func valueOf(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i+1]
+			}
+		}
+	}
+	return n
+}
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 
+// yamlParserProblems start the messages of the YAML parser's errors (as
+// opposed to its scanner's), whose line yaml.v3 reports counting from 0.
+var yamlParserProblems = []string{"did not find expected ", "found duplicate ", "found incompatible ", "found undefined tag handle"}
+
 // yamlProblem turns a YAML syntax error into a Problem with its place. The
 // YAML parser names the line only; the column is then 1.
-func yamlProblem(file string, err error) Problem {
+func yamlProblem(file string, data []byte, err error) Problem {
 	msg := err.Error()
 	if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
+		for _, p := range yamlParserProblems {
+			if strings.HasPrefix(m[2], p) {
+				line++
+				break
+			}
+		}
+		// An error at the end of the input names the line after the last.
+		last := bytes.Count(data, []byte("\n"))
+		if len(data) > 0 && data[len(data)-1] != '\n' {
+			last++
+		}
+		line = max(1, min(line, last))
 		return Problem{File: file, Line: line, Column: 1, Msg: "YAML syntax: " + m[2]}
 	}
 	var te *yaml.TypeError
 	if errors.As(err, &te) {
 		return Problem{File: file, Line: 1, Column: 1, Msg: "YAML: " + te.Error()}
 	}
-	return Problem{File: file, Line: 1, Column: 1, Msg: "YAML syntax: " + msg}
+	return Problem{File: file, Line: 1, Column: 1, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
 }

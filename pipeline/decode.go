@@ -53,7 +53,9 @@ func (ps Problems) Error() string {
 }
 
 // FieldProblem is returned by a config's Validate method: a problem with one
-// of its fields, named by its YAML key ("" for the config as a whole).
+// of its fields, named by its YAML key ("" for the config as a whole), or with
+// one entry of a list field, named with its index ("topics[2]"). Problems
+// with a field whose value was already reported as wrong are dropped.
 type FieldProblem struct {
 	Field string
 	Msg   string
@@ -208,8 +210,10 @@ func (d *decoder) decodeSlice(n *yaml.Node, v reflect.Value, f *fieldInfo, path 
 		ipath := fmt.Sprintf("%s[%d]", path, i)
 		saved := d.pipe
 		if path == "pipes" {
-			d.pipe = pipeName(item)
-			ipath = ""
+			// Problems in a pipe name it; an unnamed pipe is named by its place.
+			if d.pipe = pipeName(item); d.pipe != "" {
+				ipath = ""
+			}
 		}
 		d.decode(item, s.Index(i), f.elem(), ipath)
 		d.pipe = saved
@@ -266,14 +270,20 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, f *fieldInfo, path st
 }
 
 func (d *decoder) checkLen(n *yaml.Node, path string, f *fieldInfo, l int) {
+	entries := func(n int) string {
+		if n == 1 {
+			return "1 entry"
+		}
+		return strconv.Itoa(n) + " entries"
+	}
 	if f.min != "" {
 		if min, _ := strconv.Atoi(f.min); l < min {
-			d.addf(n, path, "needs at least %d entries, got %d", min, l)
+			d.addf(n, path, "needs at least %s, got %d", entries(min), l)
 		}
 	}
 	if f.max != "" {
 		if max, _ := strconv.Atoi(f.max); l > max {
-			d.addf(n, path, "takes at most %d entries, got %d", max, l)
+			d.addf(n, path, "takes at most %s, got %d", entries(max), l)
 		}
 	}
 }
@@ -314,6 +324,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	}
 	fields := structFields(v.Type())
 	present := map[string]*yaml.Node{}
+	failed := map[string]bool{} // fields with a problem already: Validate is not asked twice
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, val := n.Content[i], n.Content[i+1]
 		if k.Value == "<<" && k.ShortTag() == "!!merge" {
@@ -325,6 +336,8 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			msg := fmt.Sprintf("unknown key %q", k.Value)
 			if s := suggest(k.Value, fields.keys); s != "" {
 				msg += fmt.Sprintf("; did you mean %q?", s)
+			} else if len(fields.keys) == 0 {
+				msg += " (this takes no settings)"
 			} else {
 				msg += fmt.Sprintf(" (known: %s)", strings.Join(fields.keys, ", "))
 			}
@@ -339,9 +352,12 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		fv := v.Field(f.index)
 		if isNull(resolveAlias(val)) && f.required {
 			d.addf(val, join(path, k.Value), "is required and cannot be null")
+			failed[k.Value] = true
 			continue
 		}
+		before := len(d.problems)
 		d.decode(val, fv, f, join(path, k.Value))
+		failed[k.Value] = len(d.problems) > before
 	}
 	for _, f := range fields.list {
 		if _, ok := present[f.key]; ok {
@@ -349,6 +365,7 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		if f.required {
 			d.addf(n, path, "missing required key %q", f.key)
+			failed[f.key] = true
 			continue
 		}
 		if f.def != "" {
@@ -359,10 +376,15 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 	}
 	if val, ok := v.Addr().Interface().(validator); ok {
 		for _, p := range val.Validate() {
+			key, index := splitIndex(p.Field)
+			if failed[key] {
+				continue
+			}
 			at := n
-			if p.Field != "" {
-				if vn, ok := present[p.Field]; ok {
-					at = vn
+			if vn, ok := present[key]; ok {
+				at = vn
+				if l := resolveAlias(vn); index >= 0 && l.Kind == yaml.SequenceNode && index < len(l.Content) {
+					at = l.Content[index]
 				}
 			}
 			fp := path
@@ -372,6 +394,17 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.addf(at, fp, "%s", p.Msg)
 		}
 	}
+}
+
+// splitIndex splits a FieldProblem's field "topics[2]" into "topics" and 2;
+// the index is -1 when there is none.
+func splitIndex(field string) (string, int) {
+	if key, rest, ok := strings.Cut(field, "["); ok && strings.HasSuffix(rest, "]") {
+		if i, err := strconv.Atoi(strings.TrimSuffix(rest, "]")); err == nil && i >= 0 {
+			return key, i
+		}
+	}
+	return field, -1
 }
 
 func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, f *fieldInfo, path string) {
@@ -530,7 +563,7 @@ func ParseSize(s string) (Size, error) {
 		}
 	}
 	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n < 0 || math.IsInf(n, 0) || n*float64(mult) > math.MaxInt64/2 {
+	if err != nil || !(n >= 0) || math.IsInf(n, 0) || n*float64(mult) > math.MaxInt64/2 {
 		return 0, errors.New("expected a size like 512KB, 6MB or 1GB")
 	}
 	return Size(n * float64(mult)), nil

@@ -2,18 +2,40 @@ package pipeline
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 )
 
 // expander resolves ${NAME}, ${NAME:-default} and ${file:/path} references in
-// config values. "$$" stands for a literal "$".
+// config values. "$$" stands for a literal "$". As in the shell, the default
+// applies when NAME is unset or empty.
 type expander struct {
 	lookupEnv func(string) (string, bool)
 	readFile  func(string) ([]byte, error)
 }
 
-var defaultExpander = expander{lookupEnv: os.LookupEnv, readFile: os.ReadFile}
+var defaultExpander = expander{lookupEnv: os.LookupEnv, readFile: readSecretFile}
+
+// maxSecretFile bounds what ${file:} reads: a secret is one value, and a
+// wrong path (a log, /dev/zero) must not exhaust memory at load.
+const maxSecretFile = 1 << 20
+
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxSecretFile {
+		return nil, fmt.Errorf("larger than %d bytes; it should hold one value", maxSecretFile)
+	}
+	return data, nil
+}
 
 // expand returns s with its references resolved, and whether there were any.
 // Errors name the reference, never the value it resolves to.
@@ -75,7 +97,7 @@ func (x expander) resolve(ref string) (string, error) {
 	if !validEnvName(name) {
 		return "", fmt.Errorf("${%s}: not a valid environment variable name", name)
 	}
-	if v, ok := x.lookupEnv(name); ok {
+	if v, ok := x.lookupEnv(name); ok && (v != "" || !hasDef) {
 		return v, nil
 	}
 	if hasDef {
