@@ -446,7 +446,11 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, f *fieldInfo, path
 			}
 		}
 		if want != "" {
-			d.addf(n, path, "expected %s, got %s %s", want, kindName(n), show(n, false))
+			if tag == "!!null" {
+				d.addf(n, path, "expected %s, got null", want)
+			} else {
+				d.addf(n, path, "expected %s, got %s %s", want, kindName(n), show(n, false))
+			}
 			return
 		}
 	}
