@@ -17,9 +17,9 @@ import (
 //	[*] or .*     every element of an array or member of an object
 //
 // A name after a dot may hold any character but white space, control
-// characters and . [ ] < > ' " \ *; quote anything else. Recursive descent
-// (..), filters and slices are not supported. A Path is read-only after
-// ParsePath and safe for concurrent use.
+// characters and . [ ] < > ' " \ * { } ( ) , (quote names with those).
+// Recursive descent (..), filters and slices are not supported. A Path is
+// read-only after ParsePath and safe for concurrent use.
 type Path struct {
 	steps []pathStep
 	wild  bool
@@ -199,7 +199,7 @@ func nameRune(r rune) bool {
 		return false
 	}
 	switch r {
-	case '.', '[', ']', '<', '>', '\'', '"', '\\', '*':
+	case '.', '[', ']', '<', '>', '\'', '"', '\\', '*', '{', '}', '(', ')', ',':
 		return false
 	}
 	return true

@@ -19,7 +19,7 @@ const pathDoc = `{
   "nested": [[1, 2], [3]]
 }`
 
-func mustParseJSON(t testing.TB, s string) *pipeline.Value {
+func pathParseJSON(t testing.TB, s string) *pipeline.Value {
 	t.Helper()
 	v, err := pipeline.ParseJSON([]byte(s))
 	if err != nil {
@@ -28,8 +28,8 @@ func mustParseJSON(t testing.TB, s string) *pipeline.Value {
 	return &v
 }
 
-// jsonOf joins the JSON text of each value with spaces.
-func jsonOf(vs []*pipeline.Value) string {
+// pathJSONOf joins the JSON text of each value with spaces.
+func pathJSONOf(vs []*pipeline.Value) string {
 	parts := make([]string, len(vs))
 	for i, v := range vs {
 		parts[i] = string(v.AppendJSON(nil))
@@ -38,7 +38,7 @@ func jsonOf(vs []*pipeline.Value) string {
 }
 
 func TestPathLookup(t *testing.T) {
-	root := mustParseJSON(t, pathDoc)
+	root := pathParseJSON(t, pathDoc)
 	for _, c := range []struct {
 		path, canonical, want string
 	}{
@@ -82,7 +82,7 @@ func TestPathLookup(t *testing.T) {
 		if got := p.String(); got != c.canonical {
 			t.Errorf("ParsePath(%q).String() = %q, want %q", c.path, got, c.canonical)
 		}
-		if got := jsonOf(p.Lookup(root)); got != c.want {
+		if got := pathJSONOf(p.Lookup(root)); got != c.want {
 			t.Errorf("ParsePath(%q).Lookup = %s, want %s", c.path, got, c.want)
 		}
 		if p.Wildcard() != strings.Contains(c.canonical, "*") {
@@ -92,7 +92,7 @@ func TestPathLookup(t *testing.T) {
 }
 
 func TestPathRoot(t *testing.T) {
-	root := mustParseJSON(t, `{"a": 1}`)
+	root := pathParseJSON(t, `{"a": 1}`)
 	p, err := pipeline.ParsePath("$")
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestPathRoot(t *testing.T) {
 }
 
 func TestPathLookupReturnsPointersIntoTheTree(t *testing.T) {
-	root := mustParseJSON(t, `{"a": [{"b": 1}]}`)
+	root := pathParseJSON(t, `{"a": [{"b": 1}]}`)
 	p, _ := pipeline.ParsePath("$.a[0].b")
 	got := p.Lookup(root)
 	if len(got) != 1 || got[0] != &root.Fields[0].Value.Elems[0].Fields[0].Value {
@@ -194,7 +194,7 @@ func FuzzParsePath(f *testing.F) {
 		if q.String() != canon {
 			t.Fatalf("canonical form %q prints as %q", canon, q.String())
 		}
-		if jsonOf(p.Lookup(&root)) != jsonOf(q.Lookup(&root)) {
+		if pathJSONOf(p.Lookup(&root)) != pathJSONOf(q.Lookup(&root)) {
 			t.Fatalf("%q and its canonical form %q select different values", s, canon)
 		}
 	})
