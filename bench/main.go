@@ -130,6 +130,7 @@ type run struct {
 	wall      time.Duration // child process, start to exit
 	childCPU  time.Duration // user+sys of the child
 	parentCPU time.Duration // user+sys of the parent (broker, HTTP endpoint) meanwhile
+	otherCPU  time.Duration // CPU the rest of the machine used meanwhile
 	posts     int64         // requests the endpoint answered
 	postBytes int64         // body bytes the endpoint read
 }
@@ -214,10 +215,11 @@ func runParent(cfg config) error {
 				return fmt.Errorf("%s, run %d: %w", modeLabels[m], i+1, err)
 			}
 			runs[m] = append(runs[m], r)
-			fmt.Printf("  %-14s run %d: %9.0f records/s, window %s, peak RSS %.1f MB, wall %s, cpu child %s + parent %s, to first record %s\n",
+			fmt.Printf("  %-14s run %d: %9.0f records/s, window %s, peak RSS %.1f MB, wall %s, cpu child %s + parent %s, other processes %.2f cores, to first record %s\n",
 				modeLabels[m], i+1, r.rate, time.Duration(r.Window).Round(time.Millisecond),
 				float64(r.HWMKiB)/1024, r.wall.Round(time.Millisecond),
 				r.childCPU.Round(time.Millisecond), r.parentCPU.Round(time.Millisecond),
+				r.otherCPU.Seconds()/r.wall.Seconds(),
 				time.Duration(r.ToFirst).Round(time.Millisecond))
 		}
 	}
@@ -250,6 +252,7 @@ func runOne(self string, args []string) (run, error) {
 	cmd.Stdout = &out
 	cmd.Stderr = os.Stderr
 	before := selfCPU()
+	busyBefore := machineBusy()
 	t := time.Now()
 	if err := cmd.Start(); err != nil {
 		return r, err
@@ -257,6 +260,7 @@ func runOne(self string, args []string) (run, error) {
 	werr := cmd.Wait()
 	r.wall = time.Since(t)
 	r.parentCPU = selfCPU() - before
+	busy := machineBusy() - busyBefore
 	line := bytes.TrimSpace(out.Bytes())
 	if i := bytes.LastIndexByte(line, '\n'); i >= 0 {
 		line = line[i+1:]
@@ -274,9 +278,40 @@ func runOne(self string, args []string) (run, error) {
 		return r, werr
 	}
 	r.childCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	if busyBefore > 0 {
+		r.otherCPU = max(0, busy-r.childCPU-r.parentCPU)
+	}
 	r.rate = float64(r.Records) / time.Duration(r.Window).Seconds()
 	return r, nil
 }
+
+// machineBusy returns the CPU time all processes have used since boot, from
+// /proc/stat (0 where there is none), so a run can tell how much of the
+// machine other processes took.
+func machineBusy() time.Duration {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	// user nice system idle iowait irq softirq steal: all but idle and iowait.
+	for i, v := range f[1:9] {
+		if i == 3 || i == 4 {
+			continue
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		ticks += n
+	}
+	return time.Duration(ticks) * (time.Second / userHZ)
+}
+
+// userHZ is the unit of /proc/stat, USER_HZ, 100 on Linux.
+const userHZ = 100
 
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
@@ -336,6 +371,16 @@ func report(w io.Writer, cfg config, runs map[string][]run) {
 	fmt.Fprintln(w, "(records/s and window: first record handed over (polled, for a) to last record done; MB/s: values, 2^20 B;")
 	fmt.Fprintln(w, " peak RSS: largest child VmHWM of the runs; wall: child process start to exit; cpu/rec: child + parent")
 	fmt.Fprintln(w, " (broker, endpoint) CPU per record; figures of the median run by rate)")
+	var worst float64
+	for _, rs := range runs {
+		for _, r := range rs {
+			worst = max(worst, r.otherCPU.Seconds()/r.wall.Seconds())
+		}
+	}
+	if worst > 0.1 {
+		fmt.Fprintf(w, "warning: other processes used up to %.2f of the machine's %d cores during a run; rates are lower than on an idle machine\n",
+			worst, runtime.NumCPU())
+	}
 
 	var goals []string
 	ok := true
