@@ -30,6 +30,7 @@ type childArgs struct {
 	url       string
 	n         int
 	batchSize int
+	decoder   string
 	timeout   time.Duration
 	cpuProf   string // file for the CPU profile, if any
 	allocProf string // file for the allocation profile, if any
@@ -69,7 +70,7 @@ func runChild(a childArgs, started time.Time) int {
 	switch a.mode {
 	case modePoll:
 		res, err = runPoll(ctx, a, started)
-	case modePipe, modeJSON:
+	case modePipe, modeJSON, modeSkew:
 		res, err = runPipe(ctx, a, started)
 	default:
 		err = fmt.Errorf("unknown mode %q", a.mode)
@@ -183,7 +184,7 @@ pipes:
 	p := pipes[0]
 	var js *jsonStage
 	if a.mode == modeJSON {
-		js = &jsonStage{}
+		js = &jsonStage{view: a.decoder == "view"}
 		p.Stages = append(p.Stages, js)
 	}
 	ts := &timedSource{Source: p.Source}
@@ -267,8 +268,11 @@ func (t *countingTarget) Deliver(ctx context.Context, b *pipeline.Batch) error {
 }
 
 // jsonStage stands in for a filter that needs the values: it decodes every
-// value as JSON and keeps every record.
+// value as JSON and keeps every record. It decodes with encoding/json into
+// an any, or, with view, through the record view the engine's filters read
+// (pipeline.Record.View).
 type jsonStage struct {
+	view bool
 	seen atomic.Int64
 	bad  atomic.Int64
 	mu   sync.Mutex
@@ -279,6 +283,12 @@ var _ pipeline.Stage = (*jsonStage)(nil)
 
 func (s *jsonStage) Process(_ context.Context, b *pipeline.Batch) (*pipeline.Batch, error) {
 	for i := range b.Records {
+		if s.view {
+			if v := b.Records[i].View().Get("value"); v == nil || v.Type != pipeline.TypeObject {
+				s.bad.Add(1)
+			}
+			continue
+		}
 		var v any
 		if err := json.Unmarshal(b.Records[i].Value, &v); err != nil {
 			s.bad.Add(1)

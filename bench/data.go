@@ -63,9 +63,9 @@ func valueOf(i, size int) []byte {
 	return append(v, `"}`...)
 }
 
-// produce writes n records to topic, spread evenly over its partitions, and
-// waits until all were acknowledged.
-func produce(addr, topic string, partitions int32, n, valueSize int) error {
+// produce writes n records to topic, spread evenly over its partitions (or
+// all to partition 0 when skew), and waits until all were acknowledged.
+func produce(addr, topic string, partitions int32, n, valueSize int, skew bool) error {
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(addr),
 		kgo.DefaultProduceTopic(topic),
@@ -85,8 +85,12 @@ func produce(addr, topic string, partitions int32, n, valueSize int) error {
 	)
 	header := []kgo.RecordHeader{{Key: "source", Value: []byte("bench")}}
 	for i := range n {
+		p := int32(i) % partitions
+		if skew {
+			p = 0
+		}
 		r := &kgo.Record{
-			Partition: int32(i) % partitions,
+			Partition: p,
 			Key:       keyOf(i),
 			Value:     valueOf(i, valueSize),
 			Headers:   header,

@@ -36,12 +36,14 @@ const (
 	modePoll = "poll" // (a) bare group consumer, the ceiling
 	modePipe = "pipe" // (b) the engine, Kafka -> HTTP
 	modeJSON = "json" // (c) as (b), with a filter stage that decodes every value
+	modeSkew = "skew" // (d) as (b), on a topic whose records all sit in one partition
 )
 
 var modeLabels = map[string]string{
 	modePoll: "(a) bare poll",
 	modePipe: "(b) pipe",
 	modeJSON: "(c) pipe+json",
+	modeSkew: "(d) pipe, skew",
 }
 
 // Goals, as fractions of the ceiling's rate, and the peak RSS limit.
@@ -64,7 +66,8 @@ func main() {
 		partitions = flag.Int("partitions", 8, "partitions of the topic")
 		repeat     = flag.Int("repeat", 1, "runs of each mode; the median rate is reported")
 		batchSize  = flag.Int("batch-size", 100, "batchSize of the pipe (modes b and c)")
-		modes      = flag.String("modes", "poll,pipe,json", "modes to run, comma-separated: poll (a), pipe (b), json (c)")
+		modes      = flag.String("modes", "poll,pipe,json", "modes to run, comma-separated: poll (a), pipe (b), json (c), skew (d: as b, all records in one partition, the others empty)")
+		decoder    = flag.String("decoder", "std", "how mode json decodes values: std (encoding/json into an any) or view (the engine's record view, pipeline.Record.View)")
 		warmup     = flag.Int("warmup", 1, "uncounted runs of mode poll before the measured ones")
 		timeout    = flag.Duration("timeout", 10*time.Minute, "limit for one run of one mode")
 
@@ -81,18 +84,22 @@ func main() {
 	if *mode != "" {
 		os.Exit(runChild(childArgs{
 			mode: *mode, broker: *broker, topic: *topic, group: *group, url: *url,
-			n: *n, batchSize: *batchSize, timeout: *timeout, cpuProf: *cpuProf, allocProf: *allocProf,
+			n: *n, batchSize: *batchSize, decoder: *decoder, timeout: *timeout, cpuProf: *cpuProf, allocProf: *allocProf,
 		}, started))
 	}
 	cfg := config{n: *n, valueSize: *valueSize, partitions: *partitions, repeat: *repeat,
-		batchSize: *batchSize, warmup: *warmup, timeout: *timeout, profDir: *cpuProf}
+		batchSize: *batchSize, decoder: *decoder, warmup: *warmup, timeout: *timeout, profDir: *cpuProf}
 	for _, m := range strings.Split(*modes, ",") {
 		m = strings.TrimSpace(m)
 		if _, ok := modeLabels[m]; !ok {
-			fmt.Fprintf(os.Stderr, "bench: unknown mode %q (want poll, pipe or json)\n", m)
+			fmt.Fprintf(os.Stderr, "bench: unknown mode %q (want poll, pipe, json or skew)\n", m)
 			os.Exit(2)
 		}
 		cfg.modes = append(cfg.modes, m)
+	}
+	if cfg.decoder != "std" && cfg.decoder != "view" {
+		fmt.Fprintf(os.Stderr, "bench: -decoder %q: want std or view\n", cfg.decoder)
+		os.Exit(2)
 	}
 	if cfg.n < 1 || cfg.valueSize < 16 || cfg.partitions < 1 || cfg.repeat < 1 || cfg.warmup < 0 || cfg.batchSize < 1 || cfg.batchSize > 10000 {
 		fmt.Fprintln(os.Stderr, "bench: need -n >= 1, -value-size >= 16, -partitions >= 1, -repeat >= 1, -warmup >= 0, 1 <= -batch-size <= 10000")
@@ -119,6 +126,7 @@ func usage() {
 type config struct {
 	n, valueSize, partitions, repeat, batchSize, warmup int
 	modes                                               []string
+	decoder                                             string
 	timeout                                             time.Duration
 	profDir                                             string
 }
@@ -136,10 +144,10 @@ type run struct {
 }
 
 func runParent(cfg config) error {
-	const topic = "bench"
+	const topic, skewTopic = "bench", "bench-skew"
 	cluster, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
-		kfake.SeedTopics(int32(cfg.partitions), topic),
+		kfake.SeedTopics(int32(cfg.partitions), topic, skewTopic),
 	)
 	if err != nil {
 		return fmt.Errorf("starting the broker: %w", err)
@@ -156,11 +164,16 @@ func runParent(cfg config) error {
 	}))
 	defer srv.Close()
 
-	fmt.Printf("bench: %d records, %d B values (JSON), 16 B keys, 1 header; %d partitions on one kfake broker; batch size %d, window 0s; %d run(s) per mode, GOMAXPROCS %s\n",
-		cfg.n, cfg.valueSize, cfg.partitions, cfg.batchSize, cfg.repeat, gomaxprocs())
+	fmt.Printf("bench: %d records, %d B values (JSON), 16 B keys, 1 header; %d partitions on one kfake broker; batch size %d, window 0s; json decoder %s; %d run(s) per mode, GOMAXPROCS %s\n",
+		cfg.n, cfg.valueSize, cfg.partitions, cfg.batchSize, cfg.decoder, cfg.repeat, gomaxprocs())
 	t := time.Now()
-	if err := produce(addr, topic, int32(cfg.partitions), cfg.n, cfg.valueSize); err != nil {
+	if err := produce(addr, topic, int32(cfg.partitions), cfg.n, cfg.valueSize, false); err != nil {
 		return fmt.Errorf("producing: %w", err)
+	}
+	if slices.Contains(cfg.modes, modeSkew) {
+		if err := produce(addr, skewTopic, int32(cfg.partitions), cfg.n, cfg.valueSize, true); err != nil {
+			return fmt.Errorf("producing: %w", err)
+		}
 	}
 	fmt.Printf("produced in %s\n", time.Since(t).Round(time.Millisecond))
 
@@ -175,9 +188,13 @@ func runParent(cfg config) error {
 	}
 	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
 	one := func(m, name string) (run, error) {
-		args := []string{"-mode", m, "-broker", addr, "-topic", topic,
+		t := topic
+		if m == modeSkew {
+			t = skewTopic
+		}
+		args := []string{"-mode", m, "-broker", addr, "-topic", t,
 			"-group", "bench-" + stamp + "-" + name, "-url", srv.URL,
-			"-n", strconv.Itoa(cfg.n), "-batch-size", strconv.Itoa(cfg.batchSize),
+			"-n", strconv.Itoa(cfg.n), "-batch-size", strconv.Itoa(cfg.batchSize), "-decoder", cfg.decoder,
 			"-timeout", cfg.timeout.String()}
 		if cfg.profDir != "" {
 			base := filepath.Join(cfg.profDir, name)
@@ -215,12 +232,12 @@ func runParent(cfg config) error {
 				return fmt.Errorf("%s, run %d: %w", modeLabels[m], i+1, err)
 			}
 			runs[m] = append(runs[m], r)
-			fmt.Printf("  %-14s run %d: %9.0f records/s, window %s, peak RSS %.1f MB, wall %s, cpu child %s + parent %s, other processes %.2f cores, to first record %s\n",
+			fmt.Printf("  %-14s run %d: %9.0f records/s, window %s, peak RSS %.1f MB, wall %s, cpu child %s + parent %s, other processes %.2f cores, to first record %s, shutdown %s\n",
 				modeLabels[m], i+1, r.rate, time.Duration(r.Window).Round(time.Millisecond),
 				float64(r.HWMKiB)/1024, r.wall.Round(time.Millisecond),
 				r.childCPU.Round(time.Millisecond), r.parentCPU.Round(time.Millisecond),
 				r.otherCPU.Seconds()/r.wall.Seconds(),
-				time.Duration(r.ToFirst).Round(time.Millisecond))
+				time.Duration(r.ToFirst).Round(time.Millisecond), time.Duration(r.Shutdown).Round(time.Millisecond))
 		}
 	}
 	report(os.Stdout, cfg, runs)
