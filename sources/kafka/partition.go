@@ -37,6 +37,8 @@ type partition struct {
 	records []pipeline.Record
 	headers []pipeline.Header
 	batch   pipeline.Batch
+	// sizeHeaders is scratch space for recordSize.
+	sizeHeaders []pipeline.Header
 }
 
 // chunk is records that arrived together.
@@ -147,13 +149,20 @@ func (p *partition) fill() bool {
 			timer.Stop()
 		}
 	}()
+	// Records only join the buffer while filling, so the count of those
+	// that go into the batch grows from where the last wake left it.
+	count, size := 0, p.emptySize()
 	for {
 		if p.leaving() {
 			return false
 		}
+		var full bool
+		var opened time.Time
 		p.mu.Lock()
-		count, opened := p.countLocked(cfg.BatchSize)
-		full := count >= cfg.BatchSize || p.bytes >= pipeline.MaxPayloadSize
+		count, size, full = p.scanLocked(count, size)
+		if count > 0 {
+			opened = p.chunks[0].at
+		}
 		p.mu.Unlock()
 		var wait <-chan time.Time
 		if count > 0 {
@@ -193,20 +202,66 @@ func (p *partition) leaving() bool {
 	}
 }
 
-// countLocked returns how many buffered records wait for a batch, up to
-// limit, and when the oldest of them arrived.
-func (p *partition) countLocked(limit int) (int, time.Time) {
-	if len(p.chunks) == 0 {
-		return 0, time.Time{}
-	}
-	n := -p.head
+// emptySize is the envelope size of a batch of this partition before its
+// first record.
+func (p *partition) emptySize() int {
+	return pipeline.EnvelopeOverhead(p.batch.EventSource, p.batch.BootstrapServers) +
+		pipeline.PartitionOverhead(p.topic, p.partition) - 1 // no comma before the only partition
+}
+
+// scanLocked goes on counting the buffered records that go into the next
+// batch, from count of them whose envelope is size bytes. It returns the new
+// count and size, and whether the batch can take no more records: it holds
+// batchSize records, or the next record would take its envelope past 6 MB
+// (a record too large on its own fills a batch alone). take cuts the same
+// batch.
+func (p *partition) scanLocked(count, size int) (int, int, bool) {
+	limit := p.s.cfg.BatchSize
+	skip := p.head + count
 	for _, c := range p.chunks {
-		n += len(c.recs)
-		if n >= limit {
-			break
+		if skip >= len(c.recs) {
+			skip -= len(c.recs)
+			continue
 		}
+		for _, r := range c.recs[skip:] {
+			if count == limit {
+				return count, size, true
+			}
+			add := p.recordSize(r)
+			if count > 0 {
+				add++ // comma
+				if size+add > pipeline.MaxPayloadSize {
+					return count, size, true
+				}
+			}
+			count++
+			size += add
+			if size > pipeline.MaxPayloadSize {
+				return count, size, true
+			}
+		}
+		skip = 0
 	}
-	return n, p.chunks[0].at
+	return count, size, count == limit
+}
+
+// recordSize is the size of r in the envelope.
+func (p *partition) recordSize(r *kgo.Record) int {
+	p.sizeHeaders = p.sizeHeaders[:0]
+	for _, h := range r.Headers {
+		p.sizeHeaders = append(p.sizeHeaders, pipeline.Header{Key: h.Key, Value: h.Value})
+	}
+	rec := pipeline.Record{
+		Topic:         r.Topic,
+		Partition:     r.Partition,
+		Offset:        r.Offset,
+		Timestamp:     r.Timestamp,
+		TimestampType: pipeline.TimestampType(r.Attrs.TimestampType()),
+		Key:           r.Key,
+		Value:         r.Value,
+		Headers:       p.sizeHeaders,
+	}
+	return pipeline.RecordSize(&rec)
 }
 
 // take copies up to batchSize buffered records, within the payload cap, into
@@ -215,8 +270,7 @@ func (p *partition) take() {
 	cfg := p.s.cfg
 	p.records = p.records[:0]
 	p.headers = p.headers[:0]
-	size := pipeline.EnvelopeOverhead(p.batch.EventSource, p.batch.BootstrapServers) +
-		pipeline.PartitionOverhead(p.topic, p.partition) - 1 // no comma before the only partition
+	size := p.emptySize()
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	head := p.head
