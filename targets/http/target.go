@@ -38,7 +38,7 @@ func newTarget(c *Config) *target {
 	h.Set("Content-Type", "application/json")
 	return &target{
 		cfg:    c,
-		client: &http.Client{Transport: tr, Timeout: c.Timeout},
+		client: &http.Client{Transport: tr, Timeout: c.Timeout, CheckRedirect: keepPost},
 		where:  c.u.Scheme + "://" + c.u.Host + c.u.Path,
 		header: h,
 	}
@@ -76,6 +76,19 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 	default:
 		return pipeline.Permanent(err)
 	}
+}
+
+// keepPost follows only redirects that repeat the POST with its body (307,
+// 308). A 301, 302 or 303 would turn it into a GET without the batch, whose
+// success must not count as delivered: the 3xx answer is returned instead.
+func keepPost(req *http.Request, via []*http.Request) error {
+	if req.Method != http.MethodPost {
+		return http.ErrUseLastResponse
+	}
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
+	}
+	return nil
 }
 
 // redact strips the URL from a client error: it may hold credentials or
