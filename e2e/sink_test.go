@@ -43,6 +43,7 @@ type envRecord struct {
 type delivery struct {
 	run              string // the X-Run header of the request
 	req              int    // request number, in arrival order
+	acked            bool   // the sink answered 200 (set just before it did)
 	eventSource      string
 	bootstrapServers string
 	listKey          string // the "records" key the record was listed under
@@ -54,6 +55,9 @@ type delivery struct {
 type sink struct {
 	srv   *httptest.Server
 	delay atomic.Int64 // time.Duration spent per request before answering
+	// hold, when set, keeps requests unanswered until it is closed or the
+	// client goes away.
+	hold atomic.Pointer[chan struct{}]
 
 	mu       sync.Mutex
 	got      []delivery
@@ -107,16 +111,29 @@ func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
 		ds[i].run, ds[i].req = run, s.requests
 		s.seen[po{ds[i].rec.Partition, ds[i].rec.Offset}]++
 	}
+	start := len(s.got)
 	s.got = append(s.got, ds...)
 	s.sizes = append(s.sizes, len(ds))
 	s.mu.Unlock()
 	if d := time.Duration(s.delay.Load()); d > 0 {
 		time.Sleep(d) // test load: a slowish endpoint
 	}
+	if hold := s.hold.Load(); hold != nil {
+		select {
+		case <-*hold:
+		case <-r.Context().Done():
+			return // the client is gone: not acknowledged
+		}
+	}
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
+	s.mu.Lock()
+	for i := range ds {
+		s.got[start+i].acked = true
+	}
+	s.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
 }
 
@@ -195,6 +212,31 @@ func strictDecode(data []byte, v any, required ...string) error {
 	return dec.Decode(v)
 }
 
+// pause stops answering requests until resume.
+func (s *sink) pause() {
+	ch := make(chan struct{})
+	s.hold.Store(&ch)
+}
+
+func (s *sink) resume() {
+	if ch := s.hold.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+// acked returns the highest acknowledged offset of each partition.
+func (s *sink) acked() map[int32]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := map[int32]int64{}
+	for _, d := range s.got {
+		if o, ok := m[d.rec.Partition]; d.acked && (!ok || d.rec.Offset > o) {
+			m[d.rec.Partition] = d.rec.Offset
+		}
+	}
+	return m
+}
+
 // distinct returns how many different records were delivered.
 func (s *sink) distinct() int {
 	s.mu.Lock()
@@ -224,6 +266,7 @@ func (s *sink) missing(want map[po]*rec) (int, []po) {
 func (s *sink) waitAll(t *testing.T, d time.Duration, want map[po]*rec, alive ...*proc) {
 	t.Helper()
 	waitFor(t, d, fmt.Sprintf("%d records to be delivered", len(want)), func() (bool, string) {
+		s.checkProblems(t)
 		n, some := s.missing(want)
 		return n == 0, fmt.Sprintf("%d missing, e.g. %v", n, some)
 	}, alive...)
