@@ -15,17 +15,11 @@ func keyOf(i int) []byte { return fmt.Appendf(nil, "key-%012d", i) }
 
 // valueOf is a record's value: a JSON object of exactly size bytes (at least
 // 16), shaped like an order, so decoding it costs what decoding a real event
-// of that size costs: numbers, strings, a nested object, an array of objects,
-// and a free-text field that takes up the rest.
+// of that size costs: numbers, strings, a nested object, an array of up to 12
+// objects, and a free-text field that takes up the rest. Values too small
+// for that are {"n":"<text>"}.
 func valueOf(i, size int) []byte {
-	v := make([]byte, 0, size)
-	if size < 64 {
-		v = append(v, `{"n":"`...)
-		for len(v) < size-2 {
-			v = append(v, 'a'+byte((i+len(v))%26))
-		}
-		return append(v, `"}`...)
-	}
+	v := make([]byte, 0, max(size, 256))
 	v = append(v, `{"orderId":`...)
 	v = strconv.AppendInt(v, int64(i), 10)
 	v = append(v, `,"status":"PAID","total":`...)
@@ -37,10 +31,14 @@ func valueOf(i, size int) []byte {
 	v = append(v, `","vip":`...)
 	v = strconv.AppendBool(v, i%5 == 0)
 	v = append(v, `},"items":[`...)
-	// Items while there is room for one more and the closing part.
-	const item = len(`{"sku":"SKU-000000","qty":0,"price":000.00},`)
 	const tail = len(`],"note":""}`)
-	for k := 0; len(v)+item+tail < size && k < 12; k++ {
+	if len(v)+tail > size {
+		v = append(v[:0], `{"n":"`...)
+		return appendText(v, i, size-2)
+	}
+	// Items while there is room for one more and the closing part.
+	const item = len(`,{"sku":"SKU-000000","qty":0,"price":000.00}`)
+	for k := 0; len(v)+item+tail <= size && k < 12; k++ {
 		if k > 0 {
 			v = append(v, ',')
 		}
@@ -53,7 +51,12 @@ func valueOf(i, size int) []byte {
 		v = append(v, '}')
 	}
 	v = append(v, `],"note":"`...)
-	for j := 0; len(v) < size-2; j++ {
+	return appendText(v, i, size-2)
+}
+
+// appendText appends words of letters to v up to n bytes, then `"}`.
+func appendText(v []byte, i, n int) []byte {
+	for j := 0; len(v) < n; j++ {
 		c := byte('a' + (i+j*7)%26)
 		if j%6 == 5 {
 			c = ' '
