@@ -30,6 +30,7 @@ type childArgs struct {
 	url       string
 	n         int
 	batchSize int
+	partBuf   string // partitionBuffer, "" for the default
 	decoder   string
 	timeout   time.Duration
 	cpuProf   string // file for the CPU profile, if any
@@ -168,10 +169,10 @@ pipes:
         startingPosition: TRIM_HORIZON
         batchSize: %d
         maximumBatchingWindow: 0s
-    target:
+%s    target:
       http:
         url: %s
-`, a.broker, a.topic, a.group, a.batchSize, a.url)
+`, a.broker, a.topic, a.group, a.batchSize, partitionBuffer(a.partBuf), a.url)
 	cfg, err := pipeline.Parse("bench.yaml", []byte(doc))
 	if err != nil {
 		return res, err
@@ -226,6 +227,13 @@ pipes:
 		}
 	}
 	return res, err
+}
+
+func partitionBuffer(size string) string {
+	if size == "" {
+		return ""
+	}
+	return "        partitionBuffer: " + size + "\n"
 }
 
 // timedSource notes when the first batch is handed to the pipe.

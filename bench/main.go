@@ -67,6 +67,7 @@ func main() {
 		repeat     = flag.Int("repeat", 1, "runs of each mode; the median rate is reported")
 		batchSize  = flag.Int("batch-size", 100, "batchSize of the pipe (modes b and c)")
 		modes      = flag.String("modes", "poll,pipe,json", "modes to run, comma-separated: poll (a), pipe (b), json (c), skew (d: as b, all records in one partition, the others empty)")
+		partBuf    = flag.String("partition-buffer", "", "partitionBuffer of the pipe's source, like 2MB (default: the source's default)")
 		decoder    = flag.String("decoder", "std", "how mode json decodes values: std (encoding/json into an any) or view (the engine's record view, pipeline.Record.View)")
 		warmup     = flag.Int("warmup", 1, "uncounted runs of mode poll before the measured ones")
 		timeout    = flag.Duration("timeout", 10*time.Minute, "limit for one run of one mode")
@@ -84,11 +85,11 @@ func main() {
 	if *mode != "" {
 		os.Exit(runChild(childArgs{
 			mode: *mode, broker: *broker, topic: *topic, group: *group, url: *url,
-			n: *n, batchSize: *batchSize, decoder: *decoder, timeout: *timeout, cpuProf: *cpuProf, allocProf: *allocProf,
+			n: *n, batchSize: *batchSize, partBuf: *partBuf, decoder: *decoder, timeout: *timeout, cpuProf: *cpuProf, allocProf: *allocProf,
 		}, started))
 	}
 	cfg := config{n: *n, valueSize: *valueSize, partitions: *partitions, repeat: *repeat,
-		batchSize: *batchSize, decoder: *decoder, warmup: *warmup, timeout: *timeout, profDir: *cpuProf}
+		batchSize: *batchSize, partBuf: *partBuf, decoder: *decoder, warmup: *warmup, timeout: *timeout, profDir: *cpuProf}
 	for _, m := range strings.Split(*modes, ",") {
 		m = strings.TrimSpace(m)
 		if _, ok := modeLabels[m]; !ok {
@@ -126,7 +127,7 @@ func usage() {
 type config struct {
 	n, valueSize, partitions, repeat, batchSize, warmup int
 	modes                                               []string
-	decoder                                             string
+	decoder, partBuf                                    string
 	timeout                                             time.Duration
 	profDir                                             string
 }
@@ -164,8 +165,12 @@ func runParent(cfg config) error {
 	}))
 	defer srv.Close()
 
-	fmt.Printf("bench: %d records, %d B values (JSON), 16 B keys, 1 header; %d partitions on one kfake broker; batch size %d, window 0s; json decoder %s; %d run(s) per mode, GOMAXPROCS %s\n",
-		cfg.n, cfg.valueSize, cfg.partitions, cfg.batchSize, cfg.decoder, cfg.repeat, gomaxprocs())
+	partBuf := cfg.partBuf
+	if partBuf == "" {
+		partBuf = "default"
+	}
+	fmt.Printf("bench: %d records, %d B values (JSON), 16 B keys, 1 header; %d partitions on one kfake broker; batch size %d, window 0s, partition buffer %s; json decoder %s; %d run(s) per mode, GOMAXPROCS %s\n",
+		cfg.n, cfg.valueSize, cfg.partitions, cfg.batchSize, partBuf, cfg.decoder, cfg.repeat, gomaxprocs())
 	t := time.Now()
 	if err := produce(addr, topic, int32(cfg.partitions), cfg.n, cfg.valueSize, false); err != nil {
 		return fmt.Errorf("producing: %w", err)
@@ -194,7 +199,7 @@ func runParent(cfg config) error {
 		}
 		args := []string{"-mode", m, "-broker", addr, "-topic", t,
 			"-group", "bench-" + stamp + "-" + name, "-url", srv.URL,
-			"-n", strconv.Itoa(cfg.n), "-batch-size", strconv.Itoa(cfg.batchSize), "-decoder", cfg.decoder,
+			"-n", strconv.Itoa(cfg.n), "-batch-size", strconv.Itoa(cfg.batchSize), "-decoder", cfg.decoder, "-partition-buffer", cfg.partBuf,
 			"-timeout", cfg.timeout.String()}
 		if cfg.profDir != "" {
 			base := filepath.Join(cfg.profDir, name)
