@@ -29,9 +29,16 @@ need_kcat() {
 	command -v kcat >/dev/null 2>&1 || apt_install kcat
 }
 
+# A C compiler: the race detector (go test -race) needs cgo.
+need_cc() {
+	command -v gcc >/dev/null 2>&1 || apt_install gcc libc6-dev
+}
+
 need_kcat
+need_cc
+export CGO_ENABLED=1
 
 echo "+ go vet ./..."
 go vet ./...
-echo "+ go test ./... -count=1 -timeout 20m"
-go test ./... -count=1 -timeout 20m
+echo "+ go test -race ./... -count=1 -timeout 20m"
+go test -race ./... -count=1 -timeout 20m

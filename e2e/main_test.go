@@ -127,6 +127,9 @@ func startProc(t *testing.T, name string, env []string, stdin io.Reader, bin str
 			p.cmd.Process.Kill()
 			<-p.done
 		}
+		if strings.Contains(p.errors(), "WARNING: DATA RACE") {
+			t.Errorf("%s: the race detector found a data race", name)
+		}
 		if t.Failed() {
 			p.dump(t)
 		}
