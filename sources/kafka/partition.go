@@ -140,7 +140,8 @@ func (p *partition) work() {
 // fill waits for the next batch to be ready and puts it in p.batch. It
 // returns false when the worker must stop. The batching window opens when the
 // batch's first record arrived; the batch closes when full, when the window
-// passes, or when its envelope would pass 6 MB.
+// passes, when its envelope would pass 6 MB, or when the partition buffer is
+// full.
 func (p *partition) fill() bool {
 	cfg := p.s.cfg
 	var timer *time.Timer
@@ -163,6 +164,9 @@ func (p *partition) fill() bool {
 		if count > 0 {
 			opened = p.chunks[0].at
 		}
+		// A paused partition gets no more records before this batch
+		// is done: waiting for the window would only stall it.
+		full = full || p.paused
 		p.mu.Unlock()
 		var wait <-chan time.Time
 		if count > 0 {

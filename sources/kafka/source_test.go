@@ -176,6 +176,43 @@ func TestRecordOverCapAlone(t *testing.T) {
 	rec.check(t)
 }
 
+// A full partition buffer pauses fetching, so the batch cannot grow: it
+// closes without waiting for the window.
+func TestFullBufferClosesBatch(t *testing.T) {
+	t.Parallel()
+	b := newBed(t, 1)
+	rec := newRecorder("a")
+	s := b.source("fullbuf", 10*time.Second, "partitionBuffer: 64KB", "batchSize: 10000", "maximumBatchingWindow: 300s")
+	b.run(s, rec)
+	producer := b.kc.NewClient(t, kgo.RecordPartitioner(kgo.ManualPartitioner()),
+		kgo.ProducerBatchCompression(kgo.NoCompression()), kgo.ProducerBatchMaxBytes(16<<10))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	const n = 40 // 400 KB, six times the buffer
+	if err := producer.ProduceSync(ctx, testenv.Records(b.topic, 0, n, 10_000, "f")...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// Whatever does not fill the buffer at the end waits for the window;
+	// everything before it is delivered.
+	testenv.WaitFor(t, 20*time.Second, func() bool {
+		p := s.part(b.topic, 0)
+		if p == nil {
+			return false
+		}
+		left, bytes := p.buffered()
+		p.mu.Lock()
+		paused := p.paused
+		p.mu.Unlock()
+		return rec.records()+left == n && !paused && bytes < int(s.cfg.PartitionBuffer)
+	}, "records delivered as the 64KB buffer fills, with a 300s window; delivered %d of %d", testenv.Now(rec.records), n)
+	done := rec.records()
+	if done < n/2 {
+		t.Errorf("only %d of %d records delivered", done, n)
+	}
+	checkContiguous(t, "partition 0", offsetsOf(rec.done(), 0), done)
+	rec.check(t)
+}
+
 func TestOrderAndConcurrency(t *testing.T) {
 	t.Parallel()
 	const parts, perPart = 4, 150
