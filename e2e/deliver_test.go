@@ -198,6 +198,11 @@ func TestTwoProcessesShareGroup(t *testing.T) {
 		return ok, status
 	}, pa, pb, b.proc)
 
+	for _, m := range before {
+		if m.joinGen < 0 {
+			t.Fatalf("member %s: no generation in its join metadata, so a rebalance would go unseen", m.id)
+		}
+	}
 	produceWithFranz(t, b, topic, "first", 20000)
 	truth := readAll(t, b, topic)
 	s.waitAll(t, 60*time.Second, truth, pa, pb, b.proc)
@@ -220,7 +225,7 @@ func TestTwoProcessesShareGroup(t *testing.T) {
 		if got = slices.Compact(got); !slices.Equal(got, m.partitions) {
 			t.Fatalf("%s delivered partitions %v, but was assigned %v", m.clientID, got, m.partitions)
 		}
-		t.Logf("%s owned partitions %v and delivered %d records", m.clientID, m.partitions, len(runs[m.clientID]))
+		t.Logf("%s (member %s, joined from generation %d) owned partitions %v and delivered %d records", m.clientID, m.id, m.joinGen, m.partitions, len(runs[m.clientID]))
 	}
 	if len(runs) != 2 {
 		t.Fatalf("deliveries came from runs %v, want run-a and run-b", slices.Collect(maps.Keys(runs)))
