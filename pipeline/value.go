@@ -1,10 +1,15 @@
 package pipeline
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"math/bits"
 	"strconv"
+	"sync"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // Type is the JSON type of a Value.
@@ -131,232 +136,567 @@ const maxDepth = 512
 var errJSON = errors.New("invalid JSON")
 
 // ParseJSON decodes one JSON text (RFC 8259, surrounding white space
-// allowed). The Values' Raw slices point into data.
+// allowed). The Values' Raw slices point into data; their strings do not:
+// data may change after the call.
 func ParseJSON(data []byte) (Value, error) {
-	p := jsonParser{data: data}
-	p.skipSpace()
-	v, err := p.value(0)
-	if err != nil {
-		return Value{}, err
-	}
-	p.skipSpace()
-	if p.i != len(p.data) {
+	var v Value
+	if !decodeJSON(data, &v, false, nil) {
 		return Value{}, errJSON
 	}
 	return v, nil
 }
 
-type jsonParser struct {
-	data []byte
-	i    int
+// The decoder reads the text in one pass. The members of an open object or
+// array wait on a stack whose entries never move (it grows by chunks, and
+// is reused from document to document); when the container closes, they
+// are copied side by side into a slab. Slabs are carved from chunks of
+// 32 KiB shared by the documents decoded one after another, so a small
+// document costs no allocation of its own for its Fields and elements;
+// given an arena (a view being decoded again), the slabs of its previous
+// document are reused instead.
+//
+// Strings and number literals point into a copy of the text made in one
+// piece (ParseJSON, DecodeData) or, for the record view, into the record's
+// own bytes, which live as long as the view; escaped strings are unescaped
+// into the copy in place or, when aliasing, into a buffer of their own.
+
+// arena keeps a view's slabs so that decoding the next record into the
+// same view can reuse them.
+type arena struct {
+	fields []Field
+	elems  []Value
+	esc    []byte
+	// What the last document used, so the next one takes one slab of
+	// each.
+	fieldsUsed, elemsUsed int
 }
 
-func (p *jsonParser) skipSpace() {
-	for p.i < len(p.data) {
-		switch p.data[p.i] {
-		case ' ', '\t', '\n', '\r':
-			p.i++
-		default:
-			return
+// decodeJSON decodes data into v. With alias, strings share data's bytes.
+// ar, when not nil, lends and keeps the slabs.
+func decodeJSON(data []byte, v *Value, alias bool, ar *arena) bool {
+	i := 0
+	for i < len(data) && isSpace[data[i]] {
+		i++
+	}
+	if i == len(data) || !startsValue[data[i]] {
+		return false // not JSON: spare the work
+	}
+	d := jsonDecoder{data: data, src: data, ar: ar}
+	if data[i] == '{' || data[i] == '[' {
+		s := jsonScratchPool.Get().(*jsonScratch)
+		defer s.put(&d)
+		d.fs, d.vs = s.fs, s.vs
+		if ar == nil {
+			d.carve = carvers.Get().(*carver)
+			defer carvers.Put(d.carve)
+		} else {
+			// Every member has a ':' and every element but the first of
+			// an array follows a ','; strings may hold either, so these
+			// bound the arena's slabs without sizing them.
+			d.fieldBound = bytes.Count(data, colon)
+			d.elemBound = bytes.Count(data, comma) + bytes.Count(data, bracket)
 		}
 	}
+	if !alias {
+		d.src = append([]byte(nil), data...)
+		d.copied = true
+	}
+	end, ok := d.value(i, v, 0)
+	if !ok || skip(data, end) != len(data) {
+		*v = Value{}
+		return false
+	}
+	if ar != nil {
+		ar.fieldsUsed, ar.elemsUsed = d.fieldsUsed, d.elemsUsed
+	}
+	return true
 }
 
-func (p *jsonParser) value(depth int) (Value, error) {
-	if depth > maxDepth || p.i >= len(p.data) {
-		return Value{}, errJSON
+var (
+	colon   = []byte{':'}
+	comma   = []byte{','}
+	bracket = []byte{'['}
+)
+
+// jsonScratch is the decoder's stacks, reused across documents.
+type jsonScratch struct {
+	fs stack[Field]
+	vs stack[Value]
+}
+
+var jsonScratchPool = sync.Pool{New: func() any { return new(jsonScratch) }}
+
+// maxScratchChunks is the most stack chunks kept for reuse.
+const maxScratchChunks = 8
+
+// put keeps the stacks d grew for the next document, unless they are
+// large. The entries keep the last document's values until overwritten.
+func (s *jsonScratch) put(d *jsonDecoder) {
+	if len(d.fs.chunks) > maxScratchChunks || len(d.vs.chunks) > maxScratchChunks {
+		return
 	}
-	start := p.i
-	switch c := p.data[p.i]; {
-	case c == '{':
-		p.i++
-		var fields []Field
-		p.skipSpace()
-		if p.i < len(p.data) && p.data[p.i] == '}' {
-			p.i++
-			return Value{Type: TypeObject, Fields: []Field{}, Raw: p.data[start:p.i]}, nil
+	s.fs, s.vs = stack[Field]{chunks: d.fs.chunks}, stack[Value]{chunks: d.vs.chunks}
+	jsonScratchPool.Put(s)
+}
+
+type jsonDecoder struct {
+	data       []byte       // the text
+	src        []byte       // where strings point: data, or a copy of it
+	copied     bool         // src is a copy of data
+	i          int          // position in data, for strEscaped
+	fs         stack[Field] // members of the open objects
+	vs         stack[Value] // elements of the open arrays
+	esc        []byte       // the rest of the buffer for unescaped strings
+	carve      *carver      // slabs to carve from, without an arena
+	ar         *arena       // slabs to reuse, or nil; then:
+	fout       []Field      // the rest of the current Field slab
+	vout       []Value      // the rest of the current element slab
+	fieldBound int          // Fields yet to come, at most
+	elemBound  int          // elements yet to come, at most
+	fieldsUsed int          // Fields taken so far
+	elemsUsed  int          // elements taken so far
+}
+
+// slabChunk is the size of a new arena slab: room for n, at least first or
+// what the last document used, else twice the last slab, and never more
+// than bound.
+func slabChunk(n, last, first, hint, bound int) int {
+	return max(n, min(bound, max(first, hint, 2*last)))
+}
+
+// takeFields returns room for n Fields: carved, or from the arena's slab
+// or a new one.
+func (d *jsonDecoder) takeFields(n int) []Field {
+	if d.ar == nil {
+		return carve(&d.carve.fields, n)
+	}
+	if len(d.fout) < n {
+		first := d.fout == nil
+		size := slabChunk(n, cap(d.fout), 64, d.ar.fieldsUsed, d.fieldBound)
+		if first && cap(d.ar.fields) >= size {
+			d.fout = d.ar.fields[:cap(d.ar.fields)] // the slots used are overwritten
+		} else {
+			d.fout = make([]Field, size)
+			if cap(d.fout) > cap(d.ar.fields) {
+				d.ar.fields = d.fout
+			}
 		}
-		for {
-			p.skipSpace()
-			if p.i >= len(p.data) || p.data[p.i] != '"' {
-				return Value{}, errJSON
+	}
+	s := d.fout[:n:n]
+	d.fout = d.fout[n:]
+	d.fieldBound -= n
+	d.fieldsUsed += n
+	return s
+}
+
+// takeElems returns room for n array elements, as takeFields does.
+func (d *jsonDecoder) takeElems(n int) []Value {
+	if d.ar == nil {
+		return carve(&d.carve.elems, n)
+	}
+	if len(d.vout) < n {
+		first := d.vout == nil
+		size := slabChunk(n, cap(d.vout), 16, d.ar.elemsUsed, d.elemBound)
+		if first && cap(d.ar.elems) >= size {
+			d.vout = d.ar.elems[:cap(d.ar.elems)]
+		} else {
+			d.vout = make([]Value, size)
+			if cap(d.vout) > cap(d.ar.elems) {
+				d.ar.elems = d.vout
 			}
-			name, err := p.str()
-			if err != nil {
-				return Value{}, err
-			}
-			p.skipSpace()
-			if p.i >= len(p.data) || p.data[p.i] != ':' {
-				return Value{}, errJSON
-			}
-			p.i++
-			p.skipSpace()
-			v, err := p.value(depth + 1)
-			if err != nil {
-				return Value{}, err
-			}
-			fields = append(fields, Field{Name: name, Value: v})
-			p.skipSpace()
-			if p.i >= len(p.data) {
-				return Value{}, errJSON
-			}
-			if p.data[p.i] == ',' {
-				p.i++
-				continue
-			}
-			if p.data[p.i] != '}' {
-				return Value{}, errJSON
-			}
-			p.i++
-			return Value{Type: TypeObject, Fields: fields, Raw: p.data[start:p.i]}, nil
 		}
-	case c == '[':
-		p.i++
-		var elems []Value
-		p.skipSpace()
-		if p.i < len(p.data) && p.data[p.i] == ']' {
-			p.i++
-			return Value{Type: TypeArray, Elems: []Value{}, Raw: p.data[start:p.i]}, nil
+	}
+	s := d.vout[:n:n]
+	d.vout = d.vout[n:]
+	d.elemBound -= n
+	d.elemsUsed += n
+	return s
+}
+
+// carver hands out slabs carved from shared chunks of 32 KiB, so that
+// decoding small documents costs an allocation only every few documents.
+// A chunk lives until every document carved from it is unreachable.
+type carver struct {
+	fields []Field
+	elems  []Value
+	esc    []byte
+}
+
+var carvers = sync.Pool{New: func() any { return new(carver) }}
+
+const carveChunk = 32 << 10
+
+// carve returns n entries from the chunk rest, taking a new chunk when it
+// is short.
+func carve[T any](rest *[]T, n int) []T {
+	if len(*rest) < n {
+		var zero T
+		size := carveChunk / int(unsafe.Sizeof(zero))
+		if n > size/4 {
+			return make([]T, n) // large: a slab of its own
 		}
-		for {
-			p.skipSpace()
-			v, err := p.value(depth + 1)
-			if err != nil {
-				return Value{}, err
-			}
-			elems = append(elems, v)
-			p.skipSpace()
-			if p.i >= len(p.data) {
-				return Value{}, errJSON
-			}
-			if p.data[p.i] == ',' {
-				p.i++
-				continue
-			}
-			if p.data[p.i] != ']' {
-				return Value{}, errJSON
-			}
-			p.i++
-			return Value{Type: TypeArray, Elems: elems, Raw: p.data[start:p.i]}, nil
-		}
+		*rest = make([]T, size)
+	}
+	s := (*rest)[:n:n]
+	*rest = (*rest)[n:]
+	return s
+}
+
+// emptyFields and emptyElems are what empty objects and arrays hold: not
+// nil, so an empty container is told apart from a scalar.
+var (
+	emptyFields = []Field{}
+	emptyElems  = []Value{}
+)
+
+// value decodes the value at i, which is not white space, into v, and
+// returns the position after it. v may point into the stacks: their
+// entries never move.
+func (d *jsonDecoder) value(i int, v *Value, depth int) (int, bool) {
+	data := d.data
+	if depth > maxDepth || i >= len(data) {
+		return i, false
+	}
+	start := i
+	switch c := data[i]; {
 	case c == '"':
-		s, err := p.str()
-		if err != nil {
-			return Value{}, err
-		}
-		return Value{Type: TypeString, Str: s, Raw: p.data[start:p.i]}, nil
-	case c == 't':
-		return p.literal("true", Value{Type: TypeBool, Bool: true})
-	case c == 'f':
-		return p.literal("false", Value{Type: TypeBool})
-	case c == 'n':
-		return p.literal("null", Value{Type: TypeNull})
+		s, j, ok := d.str(i + 1)
+		*v = Value{Type: TypeString, Str: s, Raw: data[start:j]}
+		return j, ok
 	case c == '-' || c >= '0' && c <= '9':
-		return p.number()
+		return d.number(i, v)
+	case c == '{':
+		i = skip(data, i+1)
+		if i < len(data) && data[i] == '}' {
+			*v = Value{Type: TypeObject, Fields: emptyFields, Raw: data[start : i+1]}
+			return i + 1, true
+		}
+		base := d.fs.top
+		for {
+			if i >= len(data) || data[i] != '"' {
+				return i, false
+			}
+			f := d.fs.push()
+			var ok bool
+			if f.Name, i, ok = d.str(i + 1); !ok {
+				return i, false
+			}
+			if i < len(data) && data[i] == ':' {
+				i++
+			} else if i = skip(data, i); i < len(data) && data[i] == ':' {
+				i++
+			} else {
+				return i, false
+			}
+			if i = skip(data, i); i >= len(data) {
+				return i, false
+			}
+			if i, ok = d.value(i, &f.Value, depth+1); !ok {
+				return i, false
+			}
+			if i = skip(data, i); i >= len(data) {
+				return i, false
+			}
+			if data[i] == ',' {
+				i = skip(data, i+1)
+				continue
+			}
+			if data[i] != '}' {
+				return i, false
+			}
+			i++
+			break
+		}
+		out := d.takeFields(d.fs.top - base)
+		d.fs.pop(base, out)
+		*v = Value{Type: TypeObject, Fields: out, Raw: data[start:i]}
+		return i, true
+	case c == '[':
+		i = skip(data, i+1)
+		if i < len(data) && data[i] == ']' {
+			*v = Value{Type: TypeArray, Elems: emptyElems, Raw: data[start : i+1]}
+			return i + 1, true
+		}
+		base := d.vs.top
+		for {
+			var ok bool
+			if i, ok = d.value(i, d.vs.push(), depth+1); !ok {
+				return i, false
+			}
+			if i = skip(data, i); i >= len(data) {
+				return i, false
+			}
+			if data[i] == ',' {
+				i = skip(data, i+1)
+				continue
+			}
+			if data[i] != ']' {
+				return i, false
+			}
+			i++
+			break
+		}
+		out := d.takeElems(d.vs.top - base)
+		d.vs.pop(base, out)
+		*v = Value{Type: TypeArray, Elems: out, Raw: data[start:i]}
+		return i, true
+	case c == 't':
+		return literal(data, i, v, "true", TypeBool, true)
+	case c == 'f':
+		return literal(data, i, v, "false", TypeBool, false)
+	case c == 'n':
+		return literal(data, i, v, "null", TypeNull, false)
 	}
-	return Value{}, errJSON
+	return i, false
 }
 
-func (p *jsonParser) literal(word string, v Value) (Value, error) {
-	if len(p.data)-p.i < len(word) || string(p.data[p.i:p.i+len(word)]) != word {
-		return Value{}, errJSON
-	}
-	v.Raw = p.data[p.i : p.i+len(word)]
-	p.i += len(word)
-	return v, nil
+// stackChunk is how many entries a chunk of a decoder stack holds.
+const stackChunk = 128
+
+// stack is a stack of T in chunks that never move, so an entry's address
+// holds while entries are pushed above it.
+type stack[T any] struct {
+	chunks []*[stackChunk]T
+	top    int
 }
 
-func (p *jsonParser) number() (Value, error) {
-	start := p.i
-	d := p.data
-	if p.i < len(d) && d[p.i] == '-' {
-		p.i++
+// push returns a new entry on top. It may hold an old value: the decoder
+// overwrites all of it.
+func (s *stack[T]) push() *T {
+	if s.top == len(s.chunks)*stackChunk {
+		s.chunks = append(s.chunks, new([stackChunk]T))
 	}
-	digits := func() int {
-		n := 0
-		for p.i < len(d) && d[p.i] >= '0' && d[p.i] <= '9' {
-			p.i++
-			n++
-		}
-		return n
-	}
-	if p.i < len(d) && d[p.i] == '0' {
-		p.i++
-	} else if digits() == 0 {
-		return Value{}, errJSON
-	}
-	if p.i < len(d) && d[p.i] == '.' {
-		p.i++
-		if digits() == 0 {
-			return Value{}, errJSON
-		}
-	}
-	if p.i < len(d) && (d[p.i] == 'e' || d[p.i] == 'E') {
-		p.i++
-		if p.i < len(d) && (d[p.i] == '+' || d[p.i] == '-') {
-			p.i++
-		}
-		if digits() == 0 {
-			return Value{}, errJSON
-		}
-	}
-	raw := d[start:p.i]
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil {
-		// Out of float64 range: still valid JSON; keep the sign of infinity.
-		var ne *strconv.NumError
-		if !errors.As(err, &ne) || ne.Err != strconv.ErrRange {
-			return Value{}, errJSON
-		}
-	}
-	return Value{Type: TypeNumber, Num: f, Str: string(raw), Raw: raw}, nil
+	e := &s.chunks[s.top/stackChunk][s.top%stackChunk]
+	s.top++
+	return e
 }
 
-// str reads a JSON string at p.i and returns it unescaped. Invalid UTF-8 and
+// pop moves the entries from base up into out, which has room for them.
+func (s *stack[T]) pop(base int, out []T) {
+	for p := base; p < s.top; {
+		c := s.chunks[p/stackChunk][p%stackChunk:]
+		n := copy(out, c[:min(len(c), s.top-p)])
+		out = out[n:]
+		p += n
+	}
+	s.top = base
+}
+
+// skip returns the position of the first byte at or after i that is not
+// white space.
+func skip(data []byte, i int) int {
+	for i < len(data) && data[i] <= ' ' && isSpace[data[i]] {
+		i++
+	}
+	return i
+}
+
+func literal(data []byte, i int, v *Value, word string, t Type, b bool) (int, bool) {
+	if len(data)-i < len(word) || string(data[i:i+len(word)]) != word {
+		return i, false
+	}
+	*v = Value{Type: t, Bool: b, Raw: data[i : i+len(word)]}
+	return i + len(word), true
+}
+
+// pow10 holds the powers of ten a float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// number decodes the number at i. Up to 15 significant digits and a
+// decimal exponent within ±22, the float64 is one exact multiplication or
+// division of exact values, hence correctly rounded; strconv does the rest.
+func (d *jsonDecoder) number(i int, v *Value) (int, bool) {
+	data := d.data
+	start := i
+	neg := data[i] == '-'
+	if neg {
+		i++
+	}
+	var mant uint64
+	nd, exp := 0, 0 // significant digits in mant; decimal exponent
+	exact := true
+	if i < len(data) && data[i] == '0' {
+		i++
+	} else {
+		j := i
+		for ; i < len(data) && data[i] >= '0' && data[i] <= '9'; i++ {
+			if nd < 19 {
+				mant = mant*10 + uint64(data[i]-'0')
+				nd++
+			} else {
+				exact = false
+				exp++
+			}
+		}
+		if i == j {
+			return i, false
+		}
+	}
+	if i < len(data) && data[i] == '.' {
+		i++
+		j := i
+		for ; i < len(data) && data[i] >= '0' && data[i] <= '9'; i++ {
+			switch {
+			case nd == 0 && data[i] == '0':
+				exp--
+			case nd < 19:
+				mant = mant*10 + uint64(data[i]-'0')
+				nd++
+				exp--
+			default:
+				exact = false
+			}
+		}
+		if i == j {
+			return i, false
+		}
+	}
+	if i < len(data) && (data[i] == 'e' || data[i] == 'E') {
+		i++
+		eneg := false
+		if i < len(data) && (data[i] == '+' || data[i] == '-') {
+			eneg = data[i] == '-'
+			i++
+		}
+		j := i
+		e := 0
+		for ; i < len(data) && data[i] >= '0' && data[i] <= '9'; i++ {
+			if e < 100000 {
+				e = e*10 + int(data[i]-'0')
+			}
+		}
+		if i == j {
+			return i, false
+		}
+		if eneg {
+			e = -e
+		}
+		exp += e
+	}
+	var f float64
+	switch {
+	case mant == 0 && exact:
+		f = 0
+	case exact && nd <= 15 && exp >= -22 && exp <= 22:
+		f = float64(mant)
+		if exp < 0 {
+			f /= pow10[-exp]
+		} else {
+			f *= pow10[exp]
+		}
+	default:
+		var err error
+		f, err = strconv.ParseFloat(unsafe.String(&data[start], i-start), 64)
+		if err != nil {
+			// Out of float64 range: still valid JSON; ParseFloat gives ±Inf.
+			if ne, ok := err.(*strconv.NumError); !ok || ne.Err != strconv.ErrRange {
+				return i, false
+			}
+		}
+		neg = false // ParseFloat read the sign
+	}
+	if neg {
+		f = -f
+	}
+	*v = Value{Type: TypeNumber, Num: f, Str: unsafe.String(&d.src[start], i-start), Raw: data[start:i]}
+	return i, true
+}
+
+// str reads the JSON string whose first byte (after the opening quote) is
+// at i, and returns the position after its closing quote. Invalid UTF-8 and
 // control characters make the text invalid JSON.
-func (p *jsonParser) str() (string, error) {
-	d := p.data
-	p.i++ // opening quote
-	start := p.i
-	for p.i < len(d) {
-		c := d[p.i]
-		switch {
-		case c == '"':
-			s := string(d[start:p.i])
-			p.i++
-			return s, nil
-		case c == '\\':
-			return p.strEscaped(start)
-		case c < 0x20:
-			return "", errJSON
-		case c < utf8.RuneSelf:
-			p.i++
-		default:
-			r, size := utf8.DecodeRune(d[p.i:])
-			if r == utf8.RuneError && size == 1 {
-				return "", errJSON
+func (d *jsonDecoder) str(i int) (string, int, bool) {
+	data := d.data
+	start := i
+	for {
+		// Eight bytes at a time while none is a quote, a backslash, a
+		// control character or non-ASCII; then straight to the first one
+		// that is.
+		if i+8 <= len(data) {
+			x := binary.LittleEndian.Uint64(data[i:])
+			quote := x ^ 0x2222222222222222
+			slash := x ^ 0x5c5c5c5c5c5c5c5c
+			special := (quote - lsb) &^ quote
+			special |= (slash - lsb) &^ slash
+			special |= x - 0x2020202020202020 // borrows into the top bit below 0x20
+			special = (special | x) & msb
+			if special == 0 {
+				i += 8
+				continue
 			}
-			p.i += size
+			i += bits.TrailingZeros64(special) >> 3
+		} else {
+			for i < len(data) && strClass[data[i]] == strPlain {
+				i++
+			}
+			if i >= len(data) {
+				return "", i, false
+			}
+		}
+		switch strClass[data[i]] {
+		case strQuote:
+			if i == start {
+				return "", i + 1, true
+			}
+			return unsafe.String(&d.src[start], i-start), i + 1, true
+		case strEscape:
+			d.i = i
+			s, ok := d.strEscaped(start)
+			return s, d.i, ok
+		case strHigh:
+			r, size := utf8.DecodeRune(data[i:])
+			if r == utf8.RuneError && size == 1 {
+				return "", i, false
+			}
+			i += size
+		default:
+			return "", i, false // a control character
 		}
 	}
-	return "", errJSON
 }
 
-func (p *jsonParser) strEscaped(start int) (string, error) {
-	d := p.data
-	buf := append([]byte(nil), d[start:p.i]...)
-	for p.i < len(d) {
-		c := d[p.i]
+const (
+	lsb = 0x0101010101010101
+	msb = 0x8080808080808080
+)
+
+// strEscaped unescapes a string whose first escape is at d.i, writing into
+// the copy in place (the text never grows when unescaped) or into d.esc.
+func (d *jsonDecoder) strEscaped(start int) (string, bool) {
+	data := d.data
+	var buf []byte
+	if d.copied {
+		buf = d.src[start:d.i:len(d.src)]
+	} else {
+		if need := rawStringLen(data, d.i) + d.i - start; len(d.esc) < need {
+			d.newEsc(need)
+		}
+		buf = append(d.esc[:0], data[start:d.i]...)
+	}
+	for d.i < len(data) {
+		c := data[d.i]
 		switch {
 		case c == '"':
-			p.i++
-			return string(buf), nil
-		case c == '\\':
-			if p.i+1 >= len(d) {
-				return "", errJSON
+			d.i++
+			n := len(buf)
+			if !d.copied {
+				if n <= len(d.esc) {
+					d.esc = d.esc[n:]
+				} else {
+					d.esc = nil // cannot happen: unescaping never grows a string
+				}
 			}
-			e := d[p.i+1]
-			p.i += 2
+			if n == 0 {
+				return "", true
+			}
+			return unsafe.String(&buf[0], n), true
+		case c == '\\':
+			if d.i+1 >= len(data) {
+				return "", false
+			}
+			e := data[d.i+1]
+			d.i += 2
 			switch e {
 			case '"', '\\', '/':
 				buf = append(buf, e)
@@ -371,23 +711,23 @@ func (p *jsonParser) strEscaped(start int) (string, error) {
 			case 't':
 				buf = append(buf, '\t')
 			case 'u':
-				r, ok := p.hex4()
+				r, ok := d.hex4()
 				if !ok {
-					return "", errJSON
+					return "", false
 				}
 				if utf16.IsSurrogate(r) {
 					r2 := utf8.RuneError
-					if p.i+1 < len(d) && d[p.i] == '\\' && d[p.i+1] == 'u' {
-						save := p.i
-						p.i += 2
+					if d.i+1 < len(data) && data[d.i] == '\\' && data[d.i+1] == 'u' {
+						save := d.i
+						d.i += 2
 						var ok2 bool
-						if r2, ok2 = p.hex4(); !ok2 {
-							return "", errJSON
+						if r2, ok2 = d.hex4(); !ok2 {
+							return "", false
 						}
 						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
 							r = dec
 						} else {
-							p.i = save
+							d.i = save
 							r = utf8.RuneError
 						}
 					} else {
@@ -396,31 +736,62 @@ func (p *jsonParser) strEscaped(start int) (string, error) {
 				}
 				buf = utf8.AppendRune(buf, r)
 			default:
-				return "", errJSON
+				return "", false
 			}
 		case c < 0x20:
-			return "", errJSON
+			return "", false
 		case c < utf8.RuneSelf:
 			buf = append(buf, c)
-			p.i++
+			d.i++
 		default:
-			r, size := utf8.DecodeRune(d[p.i:])
+			r, size := utf8.DecodeRune(data[d.i:])
 			if r == utf8.RuneError && size == 1 {
-				return "", errJSON
+				return "", false
 			}
-			buf = append(buf, d[p.i:p.i+size]...)
-			p.i += size
+			buf = append(buf, data[d.i:d.i+size]...)
+			d.i += size
 		}
 	}
-	return "", errJSON
+	return "", false
 }
 
-func (p *jsonParser) hex4() (rune, bool) {
-	if p.i+4 > len(p.data) {
+// rawStringLen is how far from i the string's closing quote is (or the
+// end of data).
+func rawStringLen(data []byte, i int) int {
+	for j := i; j < len(data); j++ {
+		switch data[j] {
+		case '\\':
+			j++
+		case '"':
+			return j - i
+		}
+	}
+	return len(data) - i
+}
+
+// newEsc makes room for unescaping at least n bytes.
+func (d *jsonDecoder) newEsc(n int) {
+	if d.ar == nil && d.carve != nil {
+		d.esc = carve(&d.carve.esc, min(len(d.data), max(n, 64)))
+		return
+	}
+	size := min(len(d.data), max(n, 64))
+	if d.ar != nil && d.esc == nil && cap(d.ar.esc) >= size {
+		d.esc = d.ar.esc[:cap(d.ar.esc)]
+		return
+	}
+	d.esc = make([]byte, size)
+	if d.ar != nil && cap(d.ar.esc) < size {
+		d.ar.esc = d.esc
+	}
+}
+
+func (d *jsonDecoder) hex4() (rune, bool) {
+	if d.i+4 > len(d.data) {
 		return 0, false
 	}
 	var r rune
-	for _, c := range p.data[p.i : p.i+4] {
+	for _, c := range d.data[d.i : d.i+4] {
 		r <<= 4
 		switch {
 		case c >= '0' && c <= '9':
@@ -433,6 +804,38 @@ func (p *jsonParser) hex4() (rune, bool) {
 			return 0, false
 		}
 	}
-	p.i += 4
+	d.i += 4
 	return r, true
+}
+
+// Byte classes inside a string.
+const (
+	strControl = iota
+	strPlain
+	strHigh
+	strQuote
+	strEscape
+)
+
+var (
+	isSpace     [256]bool
+	startsValue [256]bool
+	strClass    [256]uint8
+)
+
+func init() {
+	for _, c := range " \t\n\r" {
+		isSpace[c] = true
+	}
+	for _, c := range "{[\"tfn-0123456789" {
+		startsValue[c] = true
+	}
+	for c := 0x20; c < 256; c++ {
+		strClass[c] = strPlain
+		if c >= utf8.RuneSelf {
+			strClass[c] = strHigh
+		}
+	}
+	strClass['"'] = strQuote
+	strClass['\\'] = strEscape
 }

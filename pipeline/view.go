@@ -1,6 +1,9 @@
 package pipeline
 
-import "strconv"
+import (
+	"strconv"
+	"unsafe"
+)
 
 // View returns the record as the JSON object that event patterns, templates
 // and expressions see:
@@ -12,45 +15,121 @@ import "strconv"
 // else their text; a null key or value is missing. headers maps each name to
 // its value as text (the last one wins for a repeated name, as Get says).
 // The view is decoded once, on first use, and kept with the record.
+//
+// The view's strings share the record's Key, Value and header bytes rather
+// than copying them, so those bytes must not change while the view is in
+// use; copy a string (strings.Clone) to keep it longer than the record.
 func (r *Record) View() *Value {
 	if r.view == nil {
-		r.view = r.buildView()
+		r.view = r.buildView(new(recordView), false)
+	} else if rv := asRecordView(r.view); rv.stale {
+		r.view = r.buildView(rv, true)
 	}
 	return r.view
 }
 
-func (r *Record) buildView() *Value {
-	fields := make([]Field, 0, 8)
-	fields = append(fields,
+// ResetView forgets the record's view, so that the next View decodes the
+// record again (after its Key, Value or Headers changed, or for a new
+// record in a reused Record) in the memory of the old view: decoding a
+// stream of records through one Record costs no allocation once the
+// memory has grown to fit. Values obtained from the old view must not be
+// used after ResetView, nor the view of a copy of the Record made before
+// it (the copy shares the view).
+func (r *Record) ResetView() {
+	if r.view != nil {
+		asRecordView(r.view).stale = true
+	}
+}
+
+// recordView is a view and everything it points to, but the decoded key and
+// value, in one allocation. root comes first: a view's *Value is a
+// *recordView.
+type recordView struct {
+	root    Value
+	fields  [8]Field
+	headers [4]Field // the first headers; more take a slice of their own
+	digits  [3 * 20]byte
+	stale   bool    // ResetView was called
+	extra   []Field // headers beyond the first four, kept for reuse
+	key     arena   // the key's slabs, kept for reuse
+	value   arena   // the value's slabs, kept for reuse
+}
+
+func asRecordView(v *Value) *recordView {
+	return (*recordView)(unsafe.Pointer(v))
+}
+
+func (r *Record) buildView(rv *recordView, reused bool) *Value {
+	rv.stale = false
+	rv.root = Value{}
+	clear(rv.fields[:])
+	clear(rv.headers[:])
+	digits := rv.digits[:0]
+	number := func(n int64) Value {
+		start := len(digits)
+		digits = strconv.AppendInt(digits, n, 10)
+		return Value{Type: TypeNumber, Num: float64(n), Str: unsafe.String(&digits[start], len(digits)-start)}
+	}
+	f := rv.fields[:0]
+	f = append(f,
 		Field{"topic", Value{Type: TypeString, Str: r.Topic}},
-		Field{"partition", numberValue(int64(r.Partition))},
-		Field{"offset", numberValue(r.Offset)},
-		Field{"timestamp", numberValue(r.Timestamp.UnixMilli())},
+		Field{"partition", number(int64(r.Partition))},
+		Field{"offset", number(r.Offset)},
+		Field{"timestamp", number(r.Timestamp.UnixMilli())},
 		Field{"timestampType", Value{Type: TypeString, Str: r.TimestampType.String()}},
 	)
+	// A view built the first time carves its slabs from memory shared with
+	// other views; one rebuilt after ResetView keeps slabs of its own.
+	keyArena, valueArena := &rv.key, &rv.value
+	if !reused {
+		keyArena, valueArena = nil, nil
+	}
 	if r.Key != nil {
-		fields = append(fields, Field{"key", DecodeData(r.Key)})
+		f = append(f, Field{Name: "key"})
+		decodeAliased(r.Key, &f[len(f)-1].Value, keyArena)
 	}
 	if r.Value != nil {
-		fields = append(fields, Field{"value", DecodeData(r.Value)})
+		f = append(f, Field{Name: "value"})
+		decodeAliased(r.Value, &f[len(f)-1].Value, valueArena)
 	}
-	hs := make([]Field, len(r.Headers))
-	for i, h := range r.Headers {
-		hs[i] = Field{h.Key, Value{Type: TypeString, Str: string(h.Value)}}
+	hs := rv.headers[:0]
+	if len(r.Headers) > len(rv.headers) {
+		if cap(rv.extra) < len(r.Headers) {
+			rv.extra = make([]Field, 0, len(r.Headers))
+		}
+		hs = rv.extra[:0]
 	}
-	fields = append(fields, Field{"headers", Value{Type: TypeObject, Fields: hs}})
-	return &Value{Type: TypeObject, Fields: fields}
+	for _, h := range r.Headers {
+		hs = append(hs, Field{h.Key, Value{Type: TypeString, Str: aliasString(h.Value)}})
+	}
+	f = append(f, Field{"headers", Value{Type: TypeObject, Fields: hs}})
+	rv.root = Value{Type: TypeObject, Fields: f}
+	return &rv.root
 }
 
 // DecodeData decodes a key or value: JSON when the bytes are valid JSON,
-// else a string of their text.
+// else a string of their text. The Value does not share b's bytes, except
+// for Raw slices.
 func DecodeData(b []byte) Value {
-	if v, err := ParseJSON(b); err == nil {
+	var v Value
+	if decodeJSON(b, &v, false, nil) {
 		return v
 	}
 	return Value{Type: TypeString, Str: string(b)}
 }
 
-func numberValue(n int64) Value {
-	return Value{Type: TypeNumber, Num: float64(n), Str: strconv.FormatInt(n, 10)}
+// decodeAliased is DecodeData into v with strings that share b's bytes,
+// in ar's slabs when they fit.
+func decodeAliased(b []byte, v *Value, ar *arena) {
+	if !decodeJSON(b, v, true, ar) {
+		*v = Value{Type: TypeString, Str: aliasString(b)}
+	}
+}
+
+// aliasString is b as a string without a copy; b must not change after.
+func aliasString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
