@@ -53,9 +53,16 @@
 // # Choices where the sources differ or are silent
 //
 //   - Numbers compare by value as float64 in the full double range, as
-//     event-ruler 1.8 does; older EventBridge documents limit numeric
+//     current event-ruler does; older EventBridge documents limit numeric
 //     matching to ±5e9 with six decimals, and said [300] does not match
-//     300.0, which the live services no longer do.
+//     300.0, which the live services no longer do. Integers beyond 2^53
+//     compare as their nearest float64. A number literal beyond the float64
+//     range (1e400) matches only the same literal.
+//   - A name repeated in an event object reads as its last occurrence, as
+//     pipeline.Value.Get does (event-ruler sees every occurrence). A name
+//     repeated in a pattern object merges: the last leaf for a path wins,
+//     as in event-ruler, and the same holds for a path given both outside
+//     and inside an $or branch.
 //   - Fields are matched structurally: {"a": {"b": [1]}} does not match an
 //     event field literally named "a.b". event-ruler joins names with dots
 //     and so matches both, and documents that as not to be relied on.

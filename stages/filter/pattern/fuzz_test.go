@@ -138,7 +138,7 @@ var (
 func (g *gen) event(depth int) string {
 	k := g.next(10)
 	if depth >= 4 {
-		k %= 7
+		k %= 6 // scalars only
 	}
 	switch k {
 	case 0, 1, 2:
