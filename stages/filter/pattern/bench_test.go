@@ -145,6 +145,29 @@ func BenchmarkMatchDecoded(b *testing.B) {
 	reportRecords(b, cpu)
 }
 
+// BenchmarkMatch5PatternsDecoded matches the five patterns against a view
+// decoded beforehand.
+func BenchmarkMatch5PatternsDecoded(b *testing.B) {
+	var ps []*pattern.Pattern
+	for _, s := range benchPatterns {
+		ps = append(ps, pattern.MustCompile(s))
+	}
+	set, err := pattern.NewSet(ps...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := benchRecord()
+	root := r.View()
+	b.ReportAllocs()
+	cpu := cpuTime()
+	for b.Loop() {
+		if !set.Match(root) {
+			b.Fatal("no match")
+		}
+	}
+	reportRecords(b, cpu)
+}
+
 // BenchmarkView decodes the record alone: the cost of the view.
 func BenchmarkView(b *testing.B) {
 	base := benchRecord()
