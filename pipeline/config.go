@@ -29,10 +29,13 @@ type Config struct {
 
 // PipeConfig is one pipe: a source, its stages and a target.
 type PipeConfig struct {
-	Name        string       `yaml:"name" required:"true" pattern:"^[A-Za-z0-9._-]{1,64}$" patternDesc:"1 to 64 characters of A-Z a-z 0-9 . _ -" doc:"Unique name of the pipe; it names the pipe in logs and errors and is the default consumer group id."`
-	Description string       `yaml:"description" doc:"Free text, for people."`
-	Source      SourceConfig `yaml:"source" required:"true" doc:"Where records come from; exactly one kind."`
-	Target      TargetConfig `yaml:"target" required:"true" doc:"Where batches go; exactly one kind."`
+	Name        string           `yaml:"name" required:"true" pattern:"^[A-Za-z0-9._-]{1,64}$" patternDesc:"1 to 64 characters of A-Z a-z 0-9 . _ -" doc:"Unique name of the pipe; it names the pipe in logs and errors and is the default consumer group id."`
+	Description string           `yaml:"description" doc:"Free text, for people."`
+	Source      SourceConfig     `yaml:"source" required:"true" doc:"Where records come from; exactly one kind."`
+	Filter      FilterConfig     `yaml:"filter" doc:"Which records go on; the others count as done and their offsets are committed. Without it every record goes on."`
+	Transform   TransformConfig  `yaml:"transform" doc:"Reshapes each record's value after the filter, before enrichment."`
+	Enrichment  EnrichmentConfig `yaml:"enrichment" doc:"A synchronous call that replaces the batch with its answer, after the filter and transform; at most one kind."`
+	Target      TargetConfig     `yaml:"target" required:"true" doc:"Where batches go; exactly one kind."`
 
 	// Line and Column are where the pipe starts in the file.
 	Line, Column int `yaml:"-"`

@@ -169,11 +169,39 @@ func isNull(n *yaml.Node) bool {
 	return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null"
 }
 
+// NodeDecoder is implemented by config types that decode their YAML value
+// themselves, such as an event pattern written as YAML or as a JSON string.
+// The value is taken as written: ${...} references are not expanded in it.
+type NodeDecoder interface {
+	DecodeNode(n *yaml.Node) []NodeProblem
+}
+
+// NodeProblem is a problem found by a NodeDecoder, placed at Line and Column
+// when they are set, else at Node, else at the value decoded.
+type NodeProblem struct {
+	Node         *yaml.Node
+	Line, Column int
+	Msg          string
+}
+
+var nodeDecoderType = reflect.TypeFor[NodeDecoder]()
+
 // decode decodes n into v (addressable), recording problems.
 func (d *decoder) decode(n *yaml.Node, v reflect.Value, f *fieldInfo, path string) {
 	n = resolveAlias(n)
 	t := v.Type()
 	switch {
+	case reflect.PointerTo(t).Implements(nodeDecoderType):
+		for _, p := range v.Addr().Interface().(NodeDecoder).DecodeNode(n) {
+			at := n
+			if p.Node != nil {
+				at = p.Node
+			}
+			if p.Line > 0 {
+				at = &yaml.Node{Line: p.Line, Column: p.Column}
+			}
+			d.addf(at, path, "%s", p.Msg)
+		}
 	case t.Kind() == reflect.Interface && isRegistry(t):
 		d.decodeComponent(n, v, path)
 	case t.Kind() == reflect.Struct && t != timeType:
@@ -291,6 +319,20 @@ func (d *decoder) checkLen(n *yaml.Node, path string, f *fieldInfo, l int) {
 func (d *decoder) decodeComponent(n *yaml.Node, v reflect.Value, path string) {
 	iface := v.Type()
 	kinds := Kinds(iface)
+	if isNull(n) {
+		return
+	}
+	if len(kinds) == 1 && kinds[0].Name == "" {
+		// A slot: the value is the config itself.
+		cfg := reflect.ValueOf(kinds[0].NewConfig())
+		d.decodeStruct(n, cfg.Elem(), path)
+		v.Set(cfg)
+		return
+	}
+	if len(kinds) == 0 {
+		d.addf(n, path, "is not available in this build of pipe")
+		return
+	}
 	names := make([]string, len(kinds))
 	for i, k := range kinds {
 		names[i] = k.Name

@@ -52,3 +52,35 @@ func RetryAfterOf(err error) time.Duration {
 	}
 	return 0
 }
+
+// partialError says that only some records of a delivered batch failed.
+type partialError struct {
+	err    error
+	failed []int
+}
+
+func (e *partialError) Error() string { return e.err.Error() }
+func (e *partialError) Unwrap() error { return e.err }
+
+// RetryOnly wraps a target's error to say that only the records at the given
+// indexes of the delivered batch's Records failed: those are retried, the
+// others are done. Indexes must be ascending. A target that honours a partial
+// batch response (a Lambda's batchItemFailures) lists the failed records and
+// every later record of the same partition, so that a partition's records
+// are never delivered out of order. nil stays nil.
+func RetryOnly(err error, failed []int) error {
+	if err == nil {
+		return nil
+	}
+	return &partialError{err: err, failed: failed}
+}
+
+// RetryOnlyOf returns the failed indexes carried by err; ok is false when err
+// covers the whole batch.
+func RetryOnlyOf(err error) (failed []int, ok bool) {
+	var p *partialError
+	if errors.As(err, &p) {
+		return p.failed, true
+	}
+	return nil, false
+}

@@ -69,6 +69,26 @@ type TargetConfig interface {
 	NewTarget(env Env) (Target, error)
 }
 
+// FilterConfig is the decoded `filter:` block of a pipe; it builds the stage
+// that drops the records the pipe does not want. Exactly one implementation
+// is registered, with RegisterSlot.
+type FilterConfig interface {
+	NewStage(env Env) (Stage, error)
+}
+
+// TransformConfig is the decoded `transform:` block of a pipe; it builds the
+// stage that reshapes each record. Registered with RegisterSlot.
+type TransformConfig interface {
+	NewStage(env Env) (Stage, error)
+}
+
+// EnrichmentConfig is the decoded config of an enrichment kind (`enrichment:
+// {lambda: ...}`); it builds the stage that calls out and replaces the batch
+// with the answer.
+type EnrichmentConfig interface {
+	NewStage(env Env) (Stage, error)
+}
+
 // Kind is one registered component kind: its YAML name, a line of
 // documentation, and a constructor of its empty config.
 type Kind struct {
@@ -92,6 +112,18 @@ func RegisterSource[C SourceConfig](name, doc string, newConfig func() C) {
 // duplicate name.
 func RegisterTarget[C TargetConfig](name, doc string, newConfig func() C) {
 	register[TargetConfig](name, doc, func() any { return newConfig() })
+}
+
+// RegisterEnrichment registers an enrichment kind under its YAML name.
+func RegisterEnrichment[C EnrichmentConfig](name, doc string, newConfig func() C) {
+	register[EnrichmentConfig](name, doc, func() any { return newConfig() })
+}
+
+// RegisterSlot registers the one config type of a slot that is not keyed by
+// kind (FilterConfig, TransformConfig): the slot's YAML value decodes straight
+// into it.
+func RegisterSlot[I any, C any](doc string, newConfig func() C) {
+	register[I]("", doc, func() any { return newConfig() })
 }
 
 func register[I any](name, doc string, newConfig func() any) {
@@ -133,5 +165,6 @@ func isRegistry(t reflect.Type) bool {
 	registryMu.RLock()
 	defer registryMu.RUnlock()
 	_, ok := registry[t]
-	return ok || t == reflect.TypeFor[SourceConfig]() || t == reflect.TypeFor[TargetConfig]()
+	return ok || t == reflect.TypeFor[SourceConfig]() || t == reflect.TypeFor[TargetConfig]() ||
+		t == reflect.TypeFor[EnrichmentConfig]() || t == reflect.TypeFor[FilterConfig]() || t == reflect.TypeFor[TransformConfig]()
 }

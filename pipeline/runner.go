@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
 	"sync"
 
 	"github.com/pipe-run/pipe/internal/backoff"
@@ -39,7 +40,23 @@ func Build(cfg *Config, logger *slog.Logger) ([]*Pipe, error) {
 			closeAll(pipes)
 			return nil, fmt.Errorf("%s:%d:%d: pipe %q: target: %w", cfg.File, pc.Line, pc.Column, pc.Name, err)
 		}
-		pipes = append(pipes, &Pipe{Name: pc.Name, Source: src, Target: tgt, Backoff: backoff.Default, Logger: env.Logger})
+		var stages []Stage
+		for _, slot := range []struct {
+			name string
+			cfg  interface{ NewStage(Env) (Stage, error) }
+		}{{"filter", pc.Filter}, {"transform", pc.Transform}, {"enrichment", pc.Enrichment}} {
+			if slot.cfg == nil || reflect.ValueOf(slot.cfg).IsNil() {
+				continue
+			}
+			st, err := slot.cfg.NewStage(env)
+			if err != nil {
+				tgt.Close()
+				closeAll(pipes)
+				return nil, fmt.Errorf("%s:%d:%d: pipe %q: %s: %w", cfg.File, pc.Line, pc.Column, pc.Name, slot.name, err)
+			}
+			stages = append(stages, st)
+		}
+		pipes = append(pipes, &Pipe{Name: pc.Name, Source: src, Stages: stages, Target: tgt, Backoff: backoff.Default, Logger: env.Logger})
 	}
 	return pipes, nil
 }
@@ -87,8 +104,17 @@ func (p *Pipe) Run(ctx context.Context) error {
 // its own partition.
 func (p *Pipe) Handle(ctx context.Context, b *Batch) error {
 	var firstErr error
+	// rest is set once the target reported that only some records failed:
+	// the later attempts deliver those records only, without running the
+	// stages again.
+	var rest *Batch
 	for attempt := 0; ; attempt++ {
-		err := p.attempt(ctx, b)
+		var err error
+		if rest != nil {
+			err = p.deliver(ctx, rest)
+		} else {
+			err = p.attempt(ctx, b)
+		}
 		if err == nil {
 			if attempt > 0 {
 				p.Logger.Info("batch delivered after retries", batchAttrs(b, "attempts", attempt+1)...)
@@ -97,6 +123,10 @@ func (p *Pipe) Handle(ctx context.Context, b *Batch) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		var pe *partialFailure
+		if errors.As(err, &pe) {
+			rest = pe.rest
 		}
 		delay := p.Backoff.Delay(attempt)
 		if ra := RetryAfterOf(err); ra > delay {
@@ -131,7 +161,39 @@ func (p *Pipe) attempt(ctx context.Context, b *Batch) error {
 		}
 		b = nb
 	}
-	return p.Target.Deliver(ctx, b)
+	return p.deliver(ctx, b)
+}
+
+// partialFailure carries the records still to deliver after a target said
+// only some failed.
+type partialFailure struct {
+	error
+	rest *Batch
+}
+
+func (e *partialFailure) Unwrap() error { return e.error }
+
+// deliver hands b to the target. When the target reports that only some
+// records failed, the error carries the batch of those records.
+func (p *Pipe) deliver(ctx context.Context, b *Batch) error {
+	err := p.Target.Deliver(ctx, b)
+	if err == nil {
+		return nil
+	}
+	failed, ok := RetryOnlyOf(err)
+	if !ok {
+		return err
+	}
+	rest := &Batch{EventSource: b.EventSource, BootstrapServers: b.BootstrapServers}
+	for _, i := range failed {
+		if i >= 0 && i < len(b.Records) {
+			rest.Records = append(rest.Records, b.Records[i])
+		}
+	}
+	if len(rest.Records) == 0 {
+		return nil
+	}
+	return &partialFailure{error: err, rest: rest}
 }
 
 // batchAttrs names a batch's records for a log line: topic, partition and

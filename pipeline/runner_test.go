@@ -261,3 +261,48 @@ func TestHandleStageErrorRetried(t *testing.T) {
 		t.Errorf("stage called %d times, target %d; want 3 and 1 (the target only once the stage succeeded)", calls, tg.count())
 	}
 }
+
+// TestHandleRetryOnly: a target that reports some records failed gets only
+// those records again, and the stages do not run again.
+func TestHandleRetryOnly(t *testing.T) {
+	var stageRuns int
+	count := stageFunc(func(ctx context.Context, b *pipeline.Batch) (*pipeline.Batch, error) {
+		stageRuns++
+		return b, nil
+	})
+	tg := &flaky{}
+	partial := &partialTarget{flaky: tg, failOnce: map[int64]bool{3: true, 4: true}}
+	p := newPipe(partial, count)
+	if err := p.Handle(context.Background(), testBatch(5)); err != nil {
+		t.Fatal(err)
+	}
+	want := [][]int64{{0, 1, 2, 3, 4}, {3, 4}}
+	if fmt.Sprint(tg.seen) != fmt.Sprint(want) {
+		t.Fatalf("target saw %v, want %v", tg.seen, want)
+	}
+	if stageRuns != 1 {
+		t.Fatalf("stage ran %d times, want 1", stageRuns)
+	}
+}
+
+// partialTarget fails the records with the given offsets once, reporting
+// them with RetryOnly.
+type partialTarget struct {
+	*flaky
+	failOnce map[int64]bool
+}
+
+func (p *partialTarget) Deliver(ctx context.Context, b *pipeline.Batch) error {
+	p.flaky.Deliver(ctx, b)
+	var failed []int
+	for i, r := range b.Records {
+		if p.failOnce[r.Offset] {
+			delete(p.failOnce, r.Offset)
+			failed = append(failed, i)
+		}
+	}
+	if failed == nil {
+		return nil
+	}
+	return pipeline.RetryOnly(errors.New("some failed"), failed)
+}
