@@ -25,8 +25,9 @@ type Config struct {
 	BatchSize                 int           `yaml:"batchSize" default:"100" min:"1" max:"10000" doc:"Most records in one batch."`
 	MaximumBatchingWindow     time.Duration `yaml:"maximumBatchingWindow" default:"500ms" min:"0s" max:"300s" doc:"How long a batch may wait to fill once its first record arrived. A batch also closes when full or when its envelope would pass 6 MB."`
 	MaximumConcurrency        int           `yaml:"maximumConcurrency" default:"16" min:"1" max:"1000" doc:"Most batches in flight at once across the pipe's partitions. A partition never has more than one."`
-	PartitionBuffer           pipeline.Size `yaml:"partitionBuffer" default:"8MB" min:"64KB" max:"1GB" doc:"Records fetched ahead per partition; fetching that partition pauses above it and resumes below half of it, so a slow target bounds memory."`
+	PartitionBuffer           pipeline.Size `yaml:"partitionBuffer" default:"2MB" min:"64KB" max:"1GB" doc:"Records fetched ahead per partition; fetching that partition pauses above it and resumes below half of it, so a slow target bounds memory. A batch never holds more than this, so raise it with large records and a large batchSize. The size counted is the records' uncompressed bytes; one fetch response may overshoot it by up to the broker's per-partition fetch size (1MB)."`
 	CommitInterval            time.Duration `yaml:"commitInterval" default:"5s" min:"100ms" max:"1h" doc:"How often offsets of finished batches are committed. They are also committed on partition revocation and on shutdown."`
+	SessionTimeout            time.Duration `yaml:"sessionTimeout" default:"45s" min:"6s" max:"30m" doc:"How long the group waits for a member that stopped heartbeating (a crashed process) before giving its partitions to the others. Shorter means faster recovery, but a pause longer than this (a long GC, a frozen VM) costs a rebalance. The broker bounds it with group.min/max.session.timeout.ms."`
 	ClientID                  string        `yaml:"clientId" default:"pipe" doc:"Kafka client id, as brokers see it in their logs and quotas."`
 
 	// brokers is BootstrapServers with comma-separated entries split.
@@ -37,11 +38,11 @@ type Config struct {
 func (c *Config) Validate() []pipeline.FieldProblem {
 	var ps []pipeline.FieldProblem
 	c.brokers = c.brokers[:0]
-	for _, entry := range c.BootstrapServers {
+	for i, entry := range c.BootstrapServers {
 		for _, hp := range strings.Split(entry, ",") {
 			hp = strings.TrimSpace(hp)
 			if err := checkHostPort(hp); err != nil {
-				ps = append(ps, pipeline.FieldProblem{Field: "bootstrapServers", Msg: err.Error()})
+				ps = append(ps, pipeline.FieldProblem{Field: fmt.Sprintf("bootstrapServers[%d]", i), Msg: err.Error()})
 				continue
 			}
 			c.brokers = append(c.brokers, hp)
@@ -51,9 +52,9 @@ func (c *Config) Validate() []pipeline.FieldProblem {
 		ps = append(ps, pipeline.FieldProblem{Field: "bootstrapServers", Msg: fmt.Sprintf("takes at most 10 servers, got %d", len(c.brokers))})
 	}
 	seen := map[string]bool{}
-	for _, t := range c.Topics {
+	for i, t := range c.Topics {
 		if seen[t] {
-			ps = append(ps, pipeline.FieldProblem{Field: "topics", Msg: fmt.Sprintf("topic %q is listed twice", t)})
+			ps = append(ps, pipeline.FieldProblem{Field: fmt.Sprintf("topics[%d]", i), Msg: fmt.Sprintf("topic %q is listed twice", t)})
 		}
 		seen[t] = true
 	}

@@ -129,6 +129,10 @@ func (p *partition) work() {
 		if err != nil {
 			// Only a cancelled context ends a batch unfinished: it stays
 			// uncommitted and is delivered again.
+			if p.ctx.Err() == nil {
+				p.s.log.Error("batch ended unfinished without being cancelled; the partition stops here and its records are delivered again after a restart or rebalance",
+					"topic", p.topic, "partition", p.partition, "error", err)
+			}
 			return
 		}
 		last := p.batch.Records[len(p.batch.Records)-1]

@@ -72,6 +72,11 @@ func newSource(c *Config, group string, env pipeline.Env) *source {
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(c.CommitInterval),
+		kgo.SessionTimeout(c.SessionTimeout),
+		// A fetch waits at most this long for data. The default (5s) would
+		// hold back a partition resumed after backpressure while a fetch
+		// for the others waits.
+		kgo.FetchMaxWait(100*time.Millisecond),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(s.assigned),
 		kgo.OnPartitionsRevoked(s.revoked),
@@ -221,11 +226,19 @@ func (s *source) release(cl *kgo.Client, ps map[string][]int32, lost bool) {
 	for _, p := range parts {
 		p.stop(lost)
 	}
-	for _, p := range parts {
-		if !waitAll([]*partition{p}, s.drain) {
+	// One deadline for all of them: the rebalance waits for this callback.
+	if !waitAll(parts, s.drain) {
+		for _, p := range parts {
+			select {
+			case <-p.done:
+				continue
+			default:
+			}
 			s.log.Warn("partition revoked while its batch was still running; cancelling it, the new owner delivers it again",
 				"topic", p.topic, "partition", p.partition)
 			p.cancel()
+		}
+		for _, p := range parts {
 			<-p.done
 		}
 	}
