@@ -161,7 +161,7 @@ pipes:
 		{"batchSize", k.BatchSize, 100},
 		{"maximumBatchingWindow", k.MaximumBatchingWindow, 500 * time.Millisecond},
 		{"maximumConcurrency", k.MaximumConcurrency, 16},
-		{"partitionBuffer", k.PartitionBuffer, pipeline.Size(8 << 20)},
+		{"partitionBuffer", k.PartitionBuffer, pipeline.Size(2 << 20)},
 		{"commitInterval", k.CommitInterval, 5 * time.Second},
 		{"clientId", k.ClientID, "pipe"},
 	} {
