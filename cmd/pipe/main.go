@@ -6,6 +6,8 @@ import (
 	"os"
 
 	_ "github.com/pipe-run/pipe/sources/kafka"
+	_ "github.com/pipe-run/pipe/stages/filter"
+	_ "github.com/pipe-run/pipe/stages/transform"
 	_ "github.com/pipe-run/pipe/targets/http"
 	_ "github.com/pipe-run/pipe/targets/stdout"
 )
