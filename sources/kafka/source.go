@@ -76,7 +76,7 @@ func newSource(c *Config, group string, env pipeline.Env) *source {
 		// A fetch waits at most this long for data. The default (5s) would
 		// hold back a partition resumed after backpressure while a fetch
 		// for the others waits.
-		kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.FetchMaxWait(100 * time.Millisecond),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsAssigned(s.assigned),
 		kgo.OnPartitionsRevoked(s.revoked),

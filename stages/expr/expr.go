@@ -232,4 +232,3 @@ func cidr(params ...any) (any, error) {
 	}
 	return pfx.Contains(addr.Unmap()), nil
 }
-
