@@ -168,3 +168,24 @@ func isRegistry(t reflect.Type) bool {
 	return ok || t == reflect.TypeFor[SourceConfig]() || t == reflect.TypeFor[TargetConfig]() ||
 		t == reflect.TypeFor[EnrichmentConfig]() || t == reflect.TypeFor[FilterConfig]() || t == reflect.TypeFor[TransformConfig]()
 }
+
+// Previewer is implemented by targets that can say what they would send for
+// a batch without sending it; `pipe test` prints it. A target without it is
+// shown the batch envelope.
+type Previewer interface {
+	Preview(b *Batch, tctx *TemplateContext) []Request
+}
+
+// Request is one call a target would make.
+type Request struct {
+	// Records are the indexes in the batch of the records the call carries.
+	Records []int
+	// Summary names the call, such as "POST https://api.example.com/orders"
+	// or "SendMessageBatch orders.fifo"; it holds no secret.
+	Summary string
+	// Attributes are the call's parameters by name (a message group id, a
+	// header), secrets left out.
+	Attributes map[string]string
+	// Body is what the call sends.
+	Body []byte
+}

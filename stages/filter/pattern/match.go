@@ -241,10 +241,13 @@ func truncate(s string) string {
 	return s[:cut] + "…"
 }
 
-// compactJSON renders v as JSON without white space.
+// compactJSON renders v as JSON without white space, for people: <, > and &
+// are written as they are rather than as \u escapes.
 func compactJSON(v *pipeline.Value) string {
-	return string(appendCompact(nil, v))
+	return htmlUnescaper.Replace(string(appendCompact(nil, v)))
 }
+
+var htmlUnescaper = strings.NewReplacer(`\u003c`, "<", `\u003e`, ">", `\u0026`, "&")
 
 func appendCompact(dst []byte, v *pipeline.Value) []byte {
 	switch v.Type {
