@@ -30,9 +30,9 @@ const (
 
 // Config is the `target: {http: ...}` block.
 type Config struct {
-	URL     string `yaml:"url" required:"true" doc:"The endpoint, http:// or https://. Each * in its path is a path parameter, filled in order from pathParameterValues. A 2xx answer is success; connection errors, timeouts, 429 and 5xx are retried with backoff (honouring Retry-After), blocking only the failing partition; any other answer is a permanent failure. Only 307 and 308 redirects are followed."`
-	Method  string `yaml:"method" default:"POST" enum:"POST,PUT,PATCH,DELETE,GET,HEAD,OPTIONS" doc:"The HTTP method. GET, HEAD and OPTIONS send no body."`
-	Mode    string `yaml:"mode" enum:"batch,record" doc:"batch: one request per batch, whose body is the batch envelope (Lambda's Kafka event). record: one request per record, whose body is the rendered inputTemplate, or the record as it appears in the envelope when there is none; the records of a partition are sent one after another, in order, and different partitions at the same time. Default: record when inputTemplate is set, else batch."`
+	URL     string            `yaml:"url" required:"true" doc:"The endpoint, http:// or https://. Each * in its path is a path parameter, filled in order from pathParameterValues. A 2xx answer is success; connection errors, timeouts, 429 and 5xx are retried with backoff (honouring Retry-After), blocking only the failing partition; any other answer is a permanent failure. Only 307 and 308 redirects are followed."`
+	Method  string            `yaml:"method" default:"POST" enum:"POST,PUT,PATCH,DELETE,GET,HEAD,OPTIONS" doc:"The HTTP method. GET, HEAD and OPTIONS send no body."`
+	Mode    string            `yaml:"mode" enum:"batch,record" doc:"batch: one request per batch, whose body is the batch envelope (Lambda's Kafka event). record: one request per record, whose body is the rendered inputTemplate, or the record as it appears in the envelope when there is none; the records of a partition are sent one after another, in order, and different partitions at the same time. Default: record when inputTemplate is set, else batch."`
 	Timeout time.Duration     `yaml:"timeout" default:"30s" min:"1ms" max:"15m" doc:"Limit for one request, from connecting to reading the answer."`
 	Headers map[string]string `yaml:"headers" doc:"Extra request headers with fixed values. Values may use ${ENV} and ${file:/path}; they never appear in logs or errors."`
 
@@ -295,6 +295,9 @@ func (c *Config) Validate() []pipeline.FieldProblem {
 		if err != nil {
 			add(fmt.Sprintf("pathParameterValues[%d]", i), "%v", err)
 			continue
+		}
+		if p.Static() && p.String() == "" {
+			add(fmt.Sprintf("pathParameterValues[%d]", i), "must not be empty")
 		}
 		c.pathParams = append(c.pathParams, p)
 	}

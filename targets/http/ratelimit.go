@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/pipe-run/pipe/internal/backoff"
 )
 
 // limiter is a token bucket: it holds up to burst tokens, gains rate tokens
@@ -25,7 +27,7 @@ type limiter struct {
 }
 
 func newLimiter(perSecond float64, burst int) *limiter {
-	return &limiter{rate: perSecond, burst: float64(burst), tokens: float64(burst), now: time.Now, sleep: sleepCtx}
+	return &limiter{rate: perSecond, burst: float64(burst), tokens: float64(burst), now: time.Now, sleep: backoff.Sleep}
 }
 
 // reserve takes a token and returns how long to wait before using it.
@@ -71,13 +73,3 @@ func (l *limiter) wait(ctx context.Context) error {
 	return nil
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}

@@ -39,6 +39,10 @@ type target struct {
 	header http.Header
 	// query is the url's query with the static parameters appended.
 	query string
+	// base is the url with the static path and query parameters.
+	base url.URL
+	// dynPath is set when a path parameter is read from the record.
+	dynPath bool
 	// dynQuery are the query parameters read from the record.
 	dynQuery []queryParam
 	// dynHeader are the header parameters read from the record.
@@ -144,6 +148,17 @@ func newTarget(c *Config, env pipeline.Env) (*target, error) {
 		q.WriteString(url.QueryEscape(qp.p.String()))
 	}
 	t.query = q.String()
+	t.base = *c.u
+	t.base.RawQuery = t.query
+	for _, p := range c.pathParams {
+		t.dynPath = t.dynPath || !p.Static()
+	}
+	if len(c.pathParams) > 0 && !t.dynPath {
+		// Static path parameters: the path is the same for every request.
+		x := exchanges.Get().(*exchange)
+		t.base.Path, t.base.RawPath, _ = t.fillPath(x, nil, nil)
+		x.release()
+	}
 	if rl := c.RateLimit; rl != nil {
 		t.limit = newLimiter(rl.PerSecond, rl.Burst)
 	}
@@ -190,8 +205,7 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 		payload = pipeline.AppendEnvelope(payload, b)
 	}
 	x.buf = payload
-	u := *t.cfg.u
-	u.RawQuery = t.query
+	u := t.base
 	if f := t.send(ctx, x, &u, t.header.Clone(), payload, nil); f != nil {
 		return f.wrap()
 	}
@@ -513,24 +527,13 @@ func (t *target) sendRecord(ctx context.Context, x *exchange, rec *pipeline.Reco
 			append([]any{t.where, rec.Topic, rec.Partition, rec.Offset}, args...)...)}
 	}
 
-	u := *c.u
-	if len(c.pathParams) > 0 {
-		var plain, esc strings.Builder
-		for k, part := range c.pathParts {
-			plain.WriteString(part.plain)
-			esc.WriteString(part.escaped)
-			if k < len(c.pathParams) {
-				x.scratch = c.pathParams[k].Append(x.scratch[:0], rec, tctx)
-				if len(x.scratch) == 0 {
-					return bad("path parameter %d (pathParameterValues[%d]) is empty", k+1, k)
-				}
-				plain.Write(x.scratch)
-				esc.WriteString(url.PathEscape(string(x.scratch)))
-			}
+	u := t.base
+	if t.dynPath {
+		var k int
+		if u.Path, u.RawPath, k = t.fillPath(x, rec, tctx); k >= 0 {
+			return bad("path parameter %d (pathParameterValues[%d]) is empty", k+1, k)
 		}
-		u.Path, u.RawPath = plain.String(), esc.String()
 	}
-	u.RawQuery = t.query
 	if len(t.dynQuery) > 0 {
 		q := x.scratch[:0]
 		q = append(q, t.query...)
@@ -558,6 +561,27 @@ func (t *target) sendRecord(ctx context.Context, x *exchange, rec *pipeline.Reco
 		h[hp.name] = []string{string(x.scratch)}
 	}
 	return t.send(ctx, x, &u, h, payload, rec)
+}
+
+// fillPath returns the url's path with its wildcards filled for rec,
+// unescaped and escaped. empty is the index of a parameter that resolved
+// to nothing, else -1.
+func (t *target) fillPath(x *exchange, rec *pipeline.Record, tctx *pipeline.TemplateContext) (plain, escaped string, empty int) {
+	c := t.cfg
+	var p, e strings.Builder
+	for k, part := range c.pathParts {
+		p.WriteString(part.plain)
+		e.WriteString(part.escaped)
+		if k < len(c.pathParams) {
+			x.scratch = c.pathParams[k].Append(x.scratch[:0], rec, tctx)
+			if len(x.scratch) == 0 {
+				return "", "", k
+			}
+			p.Write(x.scratch)
+			e.WriteString(url.PathEscape(string(x.scratch)))
+		}
+	}
+	return p.String(), e.String(), -1
 }
 
 // redact strips the URL from a client error: it may hold credentials or
