@@ -1,0 +1,206 @@
+package lambda_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pipe-run/pipe/pipeline"
+	_ "github.com/pipe-run/pipe/sources/kafka" // a source kind for the test configs
+	_ "github.com/pipe-run/pipe/targets/lambda"
+)
+
+// awsEnv gives the SDK static credentials and a region, and keeps it away
+// from the machine's AWS settings and instance metadata.
+func awsEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "AWS_") {
+			t.Setenv(k, "")
+			os.Unsetenv(k)
+		}
+	}
+	dir := t.TempDir()
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDTEST")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret-test")
+	t.Setenv("AWS_REGION", "us-east-1")
+}
+
+// config parses a pipes.yaml whose target is the lambda block given.
+func config(t *testing.T, lines ...string) (*pipeline.Config, error) {
+	t.Helper()
+	var y strings.Builder
+	y.WriteString("pipes:\n  - name: test\n    source:\n      kafka:\n        bootstrapServers: 127.0.0.1:9092\n        topics: [orders]\n")
+	y.WriteString("    target:\n      lambda:\n")
+	for _, l := range lines {
+		fmt.Fprintf(&y, "        %s\n", l)
+	}
+	return pipeline.Parse("pipes.yaml", []byte(y.String()))
+}
+
+// newTarget builds a lambda target from a pipes.yaml, so defaults and
+// checks apply; endpoint is the Lambda API's URL, given as aws.endpoint
+// when the lines have an aws: block, else as AWS_ENDPOINT_URL_LAMBDA.
+func newTarget(t *testing.T, endpoint string, lines ...string) pipeline.Target {
+	t.Helper()
+	awsEnv(t)
+	if i := slices.Index(lines, "aws:"); i >= 0 {
+		lines = slices.Insert(slices.Clone(lines), i+1, "  endpoint: "+endpoint)
+	} else {
+		t.Setenv("AWS_ENDPOINT_URL_LAMBDA", endpoint)
+	}
+	cfg, err := config(t, lines...)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	tg, err := cfg.Pipes[0].Target.NewTarget(pipeline.Env{Pipe: "test", Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tg.Close() })
+	return tg
+}
+
+// rec is a record of partition p of orders with key k and value v.
+func rec(p int32, off int64, k, v string) pipeline.Record {
+	return pipeline.Record{Topic: "orders", Partition: p, Offset: off,
+		Timestamp: time.UnixMilli(1_700_000_000_000 + off), Key: []byte(k), Value: []byte(v),
+		Headers: []pipeline.Header{{Key: "h", Value: []byte{0xdc, 'x'}}}}
+}
+
+func batch(recs ...pipeline.Record) *pipeline.Batch {
+	return &pipeline.Batch{EventSource: pipeline.EventSourceSelfManagedKafka, BootstrapServers: "b-1:9092,b-2:9092", Records: recs}
+}
+
+// invocation is what the fake Lambda API saw of one Invoke call.
+type invocation struct {
+	path, query, invocationType, auth string
+	body                              []byte
+}
+
+// answer is how the fake Lambda API answers an invocation.
+type answer struct {
+	status int
+	header map[string]string
+	body   string
+}
+
+// lambdaAPI is an httptest server that answers as the Lambda Invoke API
+// does: POST /2015-03-31/functions/<name>/invocations, with the function's
+// answer as the body, X-Amz-Function-Error for a function error, and AWS
+// JSON errors (X-Amzn-ErrorType) for throttling, payload too large ...
+type lambdaAPI struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []invocation
+}
+
+func newLambdaAPI(t *testing.T, answerFn func(inv invocation) answer) *lambdaAPI {
+	t.Helper()
+	api := &lambdaAPI{}
+	api.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		inv := invocation{r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get("X-Amz-Invocation-Type"), r.Header.Get("Authorization"), body}
+		api.mu.Lock()
+		api.seen = append(api.seen, inv)
+		api.mu.Unlock()
+		if r.Method != http.MethodPost || !strings.HasPrefix(inv.path, "/2015-03-31/functions/") || !strings.HasSuffix(inv.path, "/invocations") {
+			lambdaError(w, 404, "ResourceNotFoundException", "no such route "+r.Method+" "+inv.path)
+			return
+		}
+		a := answerFn(inv)
+		for k, v := range a.header {
+			w.Header().Set(k, v)
+		}
+		if a.status == 0 {
+			a.status = 200
+			if inv.invocationType == "Event" {
+				a.status = 202
+			}
+		}
+		if a.status >= 400 {
+			lambdaError(w, a.status, a.header["X-Amzn-ErrorType"], a.body)
+			return
+		}
+		w.Header().Set("X-Amz-Executed-Version", "$LATEST")
+		w.WriteHeader(a.status)
+		io.WriteString(w, a.body)
+	}))
+	t.Cleanup(api.Close)
+	return api
+}
+
+// lambdaError writes an AWS JSON error as Lambda does.
+func lambdaError(w http.ResponseWriter, status int, errType, msg string) {
+	w.Header().Set("X-Amzn-ErrorType", errType)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	b, _ := json.Marshal(map[string]string{"Type": "User", "message": msg})
+	w.Write(b)
+}
+
+func (api *lambdaAPI) invocations() []invocation {
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	return append([]invocation(nil), api.seen...)
+}
+
+// envelopeRecords decodes an envelope into its records' coordinates, in
+// envelope order.
+func envelopeRecords(t *testing.T, body []byte) []string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(body))
+	var ev struct {
+		Records json.RawMessage `json:"records"`
+	}
+	if err := dec.Decode(&ev); err != nil {
+		t.Fatalf("not an envelope: %v: %.200s", err, body)
+	}
+	// Keep the order of the partitions as written.
+	var out []string
+	d := json.NewDecoder(bytes.NewReader(ev.Records))
+	d.Token() // {
+	for d.More() {
+		d.Token() // key
+		var recs []struct {
+			Topic     string `json:"topic"`
+			Partition int32  `json:"partition"`
+			Offset    int64  `json:"offset"`
+		}
+		if err := d.Decode(&recs); err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range recs {
+			out = append(out, fmt.Sprintf("%s-%d/%d", r.Topic, r.Partition, r.Offset))
+		}
+	}
+	return out
+}
+
+func coords(b *pipeline.Batch, idx ...int) []string {
+	var out []string
+	if idx == nil {
+		for i := range b.Records {
+			idx = append(idx, i)
+		}
+	}
+	for _, i := range idx {
+		r := &b.Records[i]
+		out = append(out, fmt.Sprintf("%s-%d/%d", r.Topic, r.Partition, r.Offset))
+	}
+	return out
+}
