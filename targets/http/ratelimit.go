@@ -72,4 +72,3 @@ func (l *limiter) wait(ctx context.Context) error {
 	}
 	return nil
 }
-
