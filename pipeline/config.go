@@ -37,8 +37,58 @@ type PipeConfig struct {
 	Enrichment  EnrichmentConfig `yaml:"enrichment" doc:"A synchronous call that replaces the batch with its answer, after the filter and transform; at most one kind."`
 	Target      TargetConfig     `yaml:"target" required:"true" doc:"Where batches go; exactly one kind."`
 
+	MaximumRetryAttempts int               `yaml:"maximumRetryAttempts" default:"-1" min:"-1" max:"10000" doc:"Retries of a failing batch before its records go to onFailure; -1 retries until they succeed (or pass maximumRecordAge), blocking their partition. With onFailure set, -1 means 10. A finite value needs onFailure, since records are never dropped silently."`
+	MaximumRecordAge     time.Duration     `yaml:"maximumRecordAge" default:"-1" doc:"Records older than this (by their Kafka timestamp) when a batch is tried go to onFailure with condition RecordAgeExceeded instead; -1 for no limit, else 60s to 168h. Needs onFailure."`
+	BisectBatchOnError   bool              `yaml:"bisectBatchOnError" doc:"On a failure, split the batch in halves and try each on its own (the split does not count as a retry), so a poison record ends alone in onFailure while the others are delivered."`
+	RetryBackoff         RetryBackoff      `yaml:"retryBackoff" doc:"Delays between retries: exponential from initial, doubling, capped at maximum, with jitter (each wait is between half and all of it). A Retry-After answer asks for longer."`
+	OnFailure            DestinationConfig `yaml:"onFailure" doc:"Where records go once retries are exhausted, the target rejected them for good, or they are too old: the on-failure record of Lambda (requestContext, responseContext, KafkaBatchInfo) with the error and, where the destination takes it, the records. Only then are their offsets committed. A destination that fails is retried, the partition waiting."`
+
 	// Line and Column are where the pipe starts in the file.
 	Line, Column int `yaml:"-"`
+}
+
+// RetryBackoff is the delay policy between retries.
+type RetryBackoff struct {
+	Initial time.Duration `yaml:"initial" default:"200ms" min:"1ms" max:"1h" doc:"Wait before the first retry."`
+	Maximum time.Duration `yaml:"maximum" default:"30s" min:"1ms" max:"24h" doc:"Longest wait between retries."`
+}
+
+// Validate checks the retry policy against the destination.
+func (p *PipeConfig) Validate() []FieldProblem {
+	var ps []FieldProblem
+	if p.MaximumRecordAge != -1 && (p.MaximumRecordAge < time.Minute || p.MaximumRecordAge > 7*24*time.Hour) {
+		ps = append(ps, FieldProblem{Field: "maximumRecordAge", Msg: fmt.Sprintf("must be -1 or between 60s and 168h, got %s", p.MaximumRecordAge)})
+	}
+	if p.OnFailure == nil {
+		if p.MaximumRetryAttempts >= 0 {
+			ps = append(ps, FieldProblem{Field: "maximumRetryAttempts", Msg: "needs onFailure: records that exhaust their retries must go somewhere (pipe never drops them); add onFailure, for example {file: {path: failed.jsonl}}"})
+		}
+		if p.MaximumRecordAge > 0 {
+			ps = append(ps, FieldProblem{Field: "maximumRecordAge", Msg: "needs onFailure: expired records must go somewhere (pipe never drops them)"})
+		}
+	}
+	if p.RetryBackoff.Maximum < p.RetryBackoff.Initial {
+		ps = append(ps, FieldProblem{Field: "retryBackoff", Msg: "maximum is shorter than initial"})
+	}
+	if st, ok := p.Source.(interface{ SourceTopics() []string }); ok {
+		if dt, ok := p.OnFailure.(interface{ DestinationTopic() string }); ok && dt.DestinationTopic() != "" {
+			for _, t := range st.SourceTopics() {
+				if t == dt.DestinationTopic() {
+					ps = append(ps, FieldProblem{Field: "onFailure", Msg: fmt.Sprintf("the destination topic %q is a source topic of this pipe; failed records would come back forever", t)})
+				}
+			}
+		}
+	}
+	return ps
+}
+
+// RetryLimit is the number of retries in effect: maximumRetryAttempts,
+// with -1 meaning 10 when an on-failure destination is set.
+func (p *PipeConfig) RetryLimit() int {
+	if p.MaximumRetryAttempts == -1 && p.OnFailure != nil {
+		return 10
+	}
+	return p.MaximumRetryAttempts
 }
 
 // LoadFile reads and decodes a config file. On problems it returns a

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/pipe-run/pipe/destinations/file"
 	"github.com/pipe-run/pipe/pipeline"
 	"github.com/pipe-run/pipe/sources/kafka"
 	httptarget "github.com/pipe-run/pipe/targets/http"
@@ -50,7 +51,8 @@ func TestBadConfigs(t *testing.T) {
 	}
 	kinds := strings.NewReplacer(
 		"{{sources}}", kindList(reflect.TypeFor[pipeline.SourceConfig]()),
-		"{{targets}}", kindList(reflect.TypeFor[pipeline.TargetConfig]()))
+		"{{targets}}", kindList(reflect.TypeFor[pipeline.TargetConfig]()),
+		"{{destinations}}", kindList(reflect.TypeFor[pipeline.DestinationConfig]()))
 	for _, file := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(file), ".yaml"), func(t *testing.T) {
 			wantData, err := os.ReadFile(strings.TrimSuffix(file, ".yaml") + ".want")
@@ -289,9 +291,16 @@ pipes:
         url: http://localhost:${PIPE_TEST_NOT_SET:-8080}/in
         headers:
           Authorization: Bearer ${file:`+secret+`}
-          X-Lines: ${file:`+crlf+`}
           X-Empty: "[${PIPE_TEST_EMPTY}]"
+  - name: lines
+    description: ${file:`+crlf+`}
+    source:
+      kafka: {bootstrapServers: k:9092, topics: lines}
+    target: {stdout: {}}
 `)
+	if got := cfg.Pipes[1].Description; got != "line1\nline2" {
+		t.Errorf("description from a file %q, want its lines with one trailing CRLF dropped", got)
+	}
 	p := cfg.Pipes[0]
 	if want := "costs $5, or $5 written twice, ${PIPE_TEST_BATCH}"; p.Description != want {
 		t.Errorf("description %q, want %q (a lone $ kept, $$ a literal $, a value not expanded again)", p.Description, want)
@@ -303,7 +312,7 @@ pipes:
 			k.Brokers(), k.BatchSize, k.MaximumBatchingWindow, k.MaximumConcurrency, k.CommitInterval, k.ClientID)
 	}
 	h := httpOf(t, p)
-	want := map[string]string{"Authorization": "Bearer s3cr3t-token", "X-Lines": "line1\nline2", "X-Empty": "[]"}
+	want := map[string]string{"Authorization": "Bearer s3cr3t-token", "X-Empty": "[]"}
 	if h.URL != "http://localhost:8080/in" || !reflect.DeepEqual(h.Headers, want) {
 		t.Errorf("http: url %q headers %q, want %q", h.URL, h.Headers, want)
 	}

@@ -534,6 +534,11 @@ func setScalar(v reflect.Value, text string, isDefault bool) error {
 	t := v.Type()
 	switch {
 	case t == durationType:
+		if text == "-1" {
+			// "no limit", as AWS writes it (maximumRecordAge: -1).
+			v.SetInt(-1)
+			return nil
+		}
 		dur, err := time.ParseDuration(text)
 		if err != nil {
 			if _, nerr := strconv.ParseFloat(text, 64); nerr == nil {

@@ -25,6 +25,7 @@ func Reference() string {
 		{"Transform", "transform", reflect.TypeFor[TransformConfig]()},
 		{"Enrichments", "enrichment", reflect.TypeFor[EnrichmentConfig]()},
 		{"Targets", "target", reflect.TypeFor[TargetConfig]()},
+		{"On-failure destinations", "onFailure", reflect.TypeFor[DestinationConfig]()},
 	} {
 		kinds := Kinds(group.iface)
 		if len(kinds) == 0 {

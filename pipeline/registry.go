@@ -166,7 +166,7 @@ func isRegistry(t reflect.Type) bool {
 	defer registryMu.RUnlock()
 	_, ok := registry[t]
 	return ok || t == reflect.TypeFor[SourceConfig]() || t == reflect.TypeFor[TargetConfig]() ||
-		t == reflect.TypeFor[EnrichmentConfig]() || t == reflect.TypeFor[FilterConfig]() || t == reflect.TypeFor[TransformConfig]()
+		t == reflect.TypeFor[EnrichmentConfig]() || t == reflect.TypeFor[DestinationConfig]() || t == reflect.TypeFor[FilterConfig]() || t == reflect.TypeFor[TransformConfig]()
 }
 
 // Previewer is implemented by targets that can say what they would send for

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/pipe-run/pipe/internal/backoff"
 )
@@ -15,12 +17,35 @@ import (
 type Pipe struct {
 	Name   string
 	Source Source
-	// Stages run in order: the filter slot, then the enrichment slot.
+	// Stages run in order: filter, transform, enrichment.
 	Stages []Stage
-	Target Target
+	// StageNames names Stages in logs and failure records.
+	StageNames []string
+	Target     Target
 	// Backoff spaces the retries of a failing batch.
 	Backoff backoff.Policy
-	Logger  *slog.Logger
+	// MaxRetries is how many times a failing batch is retried before its
+	// records go to OnFailure; -1 retries for ever.
+	MaxRetries int
+	// MaxAge sends records older than it to OnFailure; <= 0 is no limit.
+	MaxAge time.Duration
+	// Bisect splits a failing batch in halves.
+	Bisect bool
+	// OnFailure receives the records given up on; nil keeps retrying.
+	OnFailure Destination
+	Logger    *slog.Logger
+	// Stats counts what the pipe did.
+	Stats Stats
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+}
+
+// Stats counts a pipe's retries, bisections and dead-lettered records.
+type Stats struct {
+	Retries          atomic.Int64
+	Bisects          atomic.Int64
+	DeadLettered     atomic.Int64 // records sent to the on-failure destination
+	DestinationFails atomic.Int64 // failed sends to the destination
 }
 
 // Build makes the pipes of a config. Nothing is connected yet: building
@@ -40,7 +65,16 @@ func Build(cfg *Config, logger *slog.Logger) ([]*Pipe, error) {
 			closeAll(pipes)
 			return nil, fmt.Errorf("%s:%d:%d: pipe %q: target: %w", cfg.File, pc.Line, pc.Column, pc.Name, err)
 		}
+		var dest Destination
+		if pc.OnFailure != nil {
+			if dest, err = pc.OnFailure.NewDestination(env); err != nil {
+				tgt.Close()
+				closeAll(pipes)
+				return nil, fmt.Errorf("%s:%d:%d: pipe %q: onFailure: %w", cfg.File, pc.Line, pc.Column, pc.Name, err)
+			}
+		}
 		var stages []Stage
+		var names []string
 		for _, slot := range []struct {
 			name string
 			cfg  interface{ NewStage(Env) (Stage, error) }
@@ -51,12 +85,19 @@ func Build(cfg *Config, logger *slog.Logger) ([]*Pipe, error) {
 			st, err := slot.cfg.NewStage(env)
 			if err != nil {
 				tgt.Close()
+				if dest != nil {
+					dest.Close()
+				}
 				closeAll(pipes)
 				return nil, fmt.Errorf("%s:%d:%d: pipe %q: %s: %w", cfg.File, pc.Line, pc.Column, pc.Name, slot.name, err)
 			}
 			stages = append(stages, st)
+			names = append(names, slot.name)
 		}
-		pipes = append(pipes, &Pipe{Name: pc.Name, Source: src, Stages: stages, Target: tgt, Backoff: backoff.Default, Logger: env.Logger})
+		pipes = append(pipes, &Pipe{Name: pc.Name, Source: src, Stages: stages, StageNames: names, Target: tgt,
+			Backoff:    backoff.Policy{Initial: pc.RetryBackoff.Initial, Max: pc.RetryBackoff.Maximum},
+			MaxRetries: pc.RetryLimit(), MaxAge: pc.MaximumRecordAge, Bisect: pc.BisectBatchOnError,
+			OnFailure: dest, Logger: env.Logger})
 	}
 	return pipes, nil
 }
@@ -64,6 +105,9 @@ func Build(cfg *Config, logger *slog.Logger) ([]*Pipe, error) {
 func closeAll(pipes []*Pipe) {
 	for _, p := range pipes {
 		p.Target.Close()
+		if p.OnFailure != nil {
+			p.OnFailure.Close()
+		}
 	}
 }
 
@@ -91,6 +135,11 @@ func (p *Pipe) Run(ctx context.Context) error {
 	if cerr := p.Target.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("closing target: %w", cerr)
 	}
+	if p.OnFailure != nil {
+		if cerr := p.OnFailure.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("closing on-failure destination: %w", cerr)
+		}
+	}
 	if err != nil {
 		p.Logger.Error("pipe stopped", "error", err)
 		return fmt.Errorf("pipe %q: %w", p.Name, err)
@@ -99,50 +148,173 @@ func (p *Pipe) Run(ctx context.Context) error {
 	return nil
 }
 
-// Handle takes one batch through the stages and the target, retrying with
-// backoff until it is done or ctx is cancelled. A failing batch blocks only
-// its own partition.
+// work is a part of a batch on its way: the whole batch, a half of it after
+// a bisection, or the records a target said failed.
+type work struct {
+	b        *Batch
+	attempts int
+	// targetOnly: the stages ran already; only the target is tried again
+	// (the records a target said failed).
+	targetOnly bool
+}
+
+// Handle takes one batch through the stages and the target until every
+// record is delivered, filtered, or sent to the on-failure destination, or
+// ctx is cancelled. A failing batch is retried with backoff (MaxRetries,
+// MaxAge), split in halves when Bisect is set, and given up to OnFailure;
+// with no destination it is retried for ever. Only its own partition waits.
 func (p *Pipe) Handle(ctx context.Context, b *Batch) error {
-	var firstErr error
-	// rest is set once the target reported that only some records failed:
-	// the later attempts deliver those records only, without running the
-	// stages again.
-	var rest *Batch
-	for attempt := 0; ; attempt++ {
+	queue := []work{{b: b}}
+	var logged bool
+	for len(queue) > 0 {
+		w := &queue[0]
+		if p.MaxAge > 0 && p.OnFailure != nil {
+			old, fresh := p.splitAged(w.b)
+			if old != nil {
+				f := p.failure(old, RecordAgeExceeded, w.attempts, "", nil)
+				if err := p.deadLetter(ctx, f); err != nil {
+					return err
+				}
+			}
+			if fresh == nil {
+				queue = queue[1:]
+				continue
+			}
+			w.b = fresh
+		}
 		var err error
-		if rest != nil {
-			err = p.deliver(ctx, rest)
+		if w.targetOnly {
+			err = p.deliver(ctx, w.b)
 		} else {
-			err = p.attempt(ctx, b)
+			err = p.attempt(ctx, w.b)
 		}
 		if err == nil {
-			if attempt > 0 {
-				p.Logger.Info("batch delivered after retries", batchAttrs(b, "attempts", attempt+1)...)
+			if w.attempts > 0 {
+				p.Logger.Info("batch delivered after retries", batchAttrs(w.b, "attempts", w.attempts+1)...)
 			}
-			return nil
+			queue = queue[1:]
+			continue
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		var pe *partialFailure
-		if errors.As(err, &pe) {
-			rest = pe.rest
+		w.attempts++
+		var pf *partialFailure
+		if errors.As(err, &pf) {
+			w.b, w.targetOnly = pf.rest, true
 		}
-		delay := p.Backoff.Delay(attempt)
+		if p.Bisect && len(w.b.Records) > 1 && pf == nil {
+			half := len(w.b.Records) / 2
+			left, right := w.b.slice(0, half), w.b.slice(half, len(w.b.Records))
+			p.Stats.Bisects.Add(1)
+			p.Logger.Warn("batch failed; splitting it in halves", batchAttrs(w.b, "stage", StageOf(err), "error", err.Error())...)
+			queue = append([]work{{b: left, targetOnly: w.targetOnly}, {b: right, targetOnly: w.targetOnly}}, queue[1:]...)
+			continue
+		}
+		exhausted := IsPermanent(err) || p.MaxRetries >= 0 && w.attempts > p.MaxRetries
+		if exhausted && p.OnFailure != nil {
+			cond := RetryAttemptsExhausted
+			if IsTooLarge(err) {
+				cond = MaximumPayloadSizeExceeded
+			}
+			f := p.failure(w.b, cond, w.attempts, StageOf(err), err)
+			if err := p.deadLetter(ctx, f); err != nil {
+				return err
+			}
+			queue = queue[1:]
+			continue
+		}
+		delay := p.Backoff.Delay(w.attempts - 1)
 		if ra := RetryAfterOf(err); ra > delay {
 			delay = ra
 		}
-		if firstErr == nil {
-			firstErr = err
+		p.Stats.Retries.Add(1)
+		if !logged {
+			logged = true
 			level := slog.LevelWarn
 			msg := "batch failed; retrying, the partition waits"
 			if IsPermanent(err) {
 				level = slog.LevelError
 				msg = "batch failed permanently; retrying since no on-failure destination is configured, the partition waits"
 			}
-			p.Logger.Log(ctx, level, msg, batchAttrs(b, "error", err.Error(), "retryIn", delay.String())...)
+			p.Logger.Log(ctx, level, msg, batchAttrs(w.b, "stage", StageOf(err), "error", err.Error(), "retryIn", delay.String())...)
 		} else {
-			p.Logger.Debug("batch failed again", batchAttrs(b, "attempt", attempt+1, "error", err.Error(), "retryIn", delay.String())...)
+			p.Logger.Debug("batch failed again", batchAttrs(w.b, "attempt", w.attempts, "stage", StageOf(err), "error", err.Error(), "retryIn", delay.String())...)
+		}
+		if err := backoff.Sleep(ctx, delay); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (p *Pipe) clock() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// splitAged returns the records older than MaxAge and the others, each nil
+// when empty.
+func (p *Pipe) splitAged(b *Batch) (old, fresh *Batch) {
+	cutoff := p.clock().Add(-p.MaxAge)
+	n := 0
+	for i := range b.Records {
+		if b.Records[i].Timestamp.Before(cutoff) {
+			n++
+		}
+	}
+	switch n {
+	case 0:
+		return nil, b
+	case len(b.Records):
+		return b, nil
+	}
+	old, fresh = b.slice(0, 0), b.slice(0, 0)
+	old.Records, fresh.Records = make([]Record, 0, n), make([]Record, 0, len(b.Records)-n)
+	for _, r := range b.Records {
+		if r.Timestamp.Before(cutoff) {
+			old.Records = append(old.Records, r)
+		} else {
+			fresh.Records = append(fresh.Records, r)
+		}
+	}
+	return old, fresh
+}
+
+// slice returns a batch of records [i, j) of b, sharing them.
+func (b *Batch) slice(i, j int) *Batch {
+	return &Batch{EventSource: b.EventSource, BootstrapServers: b.BootstrapServers, Records: b.Records[i:j:j]}
+}
+
+func (p *Pipe) failure(b *Batch, cond string, attempts int, stage string, err error) *Failure {
+	f := &Failure{Pipe: p.Name, RequestID: newRequestID(), Condition: cond, Attempts: attempts, Stage: stage,
+		Err: err, Batch: b, Time: p.clock()}
+	if d, ok := p.Target.(Describer); ok {
+		f.Target = d.Describe()
+	}
+	return f
+}
+
+// deadLetter sends f to the on-failure destination, retrying until it is
+// stored or ctx is cancelled: the records' offsets wait for it.
+func (p *Pipe) deadLetter(ctx context.Context, f *Failure) error {
+	p.Logger.Warn("records sent to the on-failure destination", batchAttrs(f.Batch, "condition", f.Condition,
+		"attempts", f.Attempts, "stage", f.Stage, "error", errText(f.Err))...)
+	for attempt := 0; ; attempt++ {
+		err := p.OnFailure.Send(ctx, f)
+		if err == nil {
+			p.Stats.DeadLettered.Add(int64(len(f.Batch.Records)))
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		p.Stats.DestinationFails.Add(1)
+		delay := p.Backoff.Delay(attempt)
+		if attempt == 0 {
+			p.Logger.Error("on-failure destination failed; retrying, the partition waits", batchAttrs(f.Batch, "error", err.Error(), "retryIn", delay.String())...)
 		}
 		if err := backoff.Sleep(ctx, delay); err != nil {
 			return err
@@ -150,11 +322,22 @@ func (p *Pipe) Handle(ctx context.Context, b *Batch) error {
 	}
 }
 
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
 func (p *Pipe) attempt(ctx context.Context, b *Batch) error {
-	for _, s := range p.Stages {
+	for i, s := range p.Stages {
 		nb, err := s.Process(ctx, b)
 		if err != nil {
-			return err
+			name := fmt.Sprintf("stage %d", i+1)
+			if i < len(p.StageNames) {
+				name = p.StageNames[i]
+			}
+			return &stageError{stage: name, err: err}
 		}
 		if nb == nil || len(nb.Records) == 0 {
 			return nil

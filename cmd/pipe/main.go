@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 
+	_ "github.com/pipe-run/pipe/destinations/file"
 	_ "github.com/pipe-run/pipe/sources/kafka"
 	_ "github.com/pipe-run/pipe/stages/filter"
 	_ "github.com/pipe-run/pipe/stages/transform"

@@ -98,3 +98,7 @@ func (c *Config) UseBrokers(brokers []string) {
 	c.BootstrapServers = brokers
 	c.brokers = brokers
 }
+
+// SourceTopics lists the topics the pipe reads, for checks that span the
+// pipe (an on-failure topic must not be one of them).
+func (c *Config) SourceTopics() []string { return c.Topics }
