@@ -34,8 +34,27 @@ need_cc() {
 	command -v gcc >/dev/null 2>&1 || apt_install gcc libc6-dev
 }
 
+# fauxqs: the SQS/SNS emulator of the AWS target tests, a Node package
+# pinned in testbed/package-lock.json. Installed again when the lock file
+# changed since the last install.
+need_fauxqs() {
+	command -v node >/dev/null 2>&1 || apt_install nodejs
+	command -v npm >/dev/null 2>&1 || apt_install npm
+	local major
+	major=$(node -p 'process.versions.node.split(".")[0]')
+	if [ "$major" -lt 20 ]; then
+		echo "test.sh: fauxqs needs Node 20 or later; node is $(node --version)" >&2
+		exit 1
+	fi
+	if [ ! -x testbed/node_modules/.bin/fauxqs ] ||
+		[ testbed/package-lock.json -nt testbed/node_modules/.package-lock.json ]; then
+		npm ci --prefix testbed --no-audit --no-fund
+	fi
+}
+
 need_kcat
 need_cc
+need_fauxqs
 export CGO_ENABLED=1
 
 echo "+ go vet ./..."

@@ -21,7 +21,7 @@ type Config struct {
 	Region      string `yaml:"region" pattern:"^[a-z0-9]([a-z0-9-]{0,30}[a-z0-9])?$" patternDesc:"an AWS region name like eu-west-1" doc:"AWS region. Default: the region the component's resource names (a queue URL, an ARN), else AWS_REGION, else the profile's region in the shared config file."`
 	Profile     string `yaml:"profile" doc:"Profile of the shared config and credentials files (~/.aws/config, ~/.aws/credentials) to read the region and credentials from. Default: AWS_PROFILE, else default. A profile named here is used even when AWS_ACCESS_KEY_ID is set. Credentials never sit in pipes.yaml: they come from the SDK's default chain (environment, shared files and profile, web identity, ECS, EC2 instance metadata)."`
 	RoleARN     string `yaml:"roleArn" pattern:"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\\w+=,.@/-]{1,512}$" patternDesc:"an IAM role ARN like arn:aws:iam::123456789012:role/name" doc:"A role to assume with STS AssumeRole, using the default-chain credentials. The temporary credentials are refreshed before they expire. STS is reached at its usual endpoint or AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL, not at endpoint."`
-	ExternalID  string `yaml:"externalId" pattern:"^[\\w+=,.@:/-]{2,1224}$" patternDesc:"2 to 1224 characters of A-Z a-z 0-9 _ + = , . @ : / -" doc:"External ID passed to AssumeRole; needs roleArn."`
+	ExternalID  string `yaml:"externalId" pattern:"^[\\w+=,.@:/-]*$" patternDesc:"2 to 1224 characters of A-Z a-z 0-9 _ + = , . @ : / -" doc:"External ID passed to AssumeRole; needs roleArn."`
 	SessionName string `yaml:"sessionName" pattern:"^[\\w+=,.@-]{2,64}$" patternDesc:"2 to 64 characters of A-Z a-z 0-9 _ + = , . @ -" doc:"Session name of the assumed role, seen in CloudTrail. Default: pipe. Needs roleArn."`
 	Endpoint    string `yaml:"endpoint" doc:"Endpoint URL of the component's service, for LocalStack-style emulators or VPC endpoints (http:// or https://). Default: AWS_ENDPOINT_URL_<SERVICE> (AWS_ENDPOINT_URL_SQS ...), else AWS_ENDPOINT_URL, else an endpoint_url in the profile, else the AWS endpoint of the region."`
 }
@@ -40,6 +40,9 @@ func (c *Config) Validate() []pipeline.FieldProblem {
 		} else if u.User != nil {
 			ps = append(ps, pipeline.FieldProblem{Field: "endpoint", Msg: "must not hold credentials"})
 		}
+	}
+	if n := len(c.ExternalID); n == 1 || n > 1224 {
+		ps = append(ps, pipeline.FieldProblem{Field: "externalId", Msg: fmt.Sprintf("is %d characters long; it must have 2 to 1224", n)})
 	}
 	if c.RoleARN == "" {
 		if c.ExternalID != "" {
