@@ -301,3 +301,60 @@ func TestFailureRecordFormat(t *testing.T) {
 		t.Fatal("payload does not round-trip")
 	}
 }
+
+// TestPartialFailureDeadLettersSourceRecords: records a target rejects
+// after a transform go to the destination as the pipe read them, so a
+// redrive runs the transform again.
+func TestPartialFailureDeadLettersSourceRecords(t *testing.T) {
+	upper := stageFunc(func(ctx context.Context, b *pipeline.Batch) (*pipeline.Batch, error) {
+		out := &pipeline.Batch{EventSource: b.EventSource, BootstrapServers: b.BootstrapServers}
+		for _, r := range b.Records {
+			r.Value = []byte("T(" + string(r.Value) + ")")
+			out.Records = append(out.Records, r)
+		}
+		return out, nil
+	})
+	always := &alwaysPartial{failFrom: 2}
+	dest := &recorder{}
+	p := policyPipe(always, dest, 1, false)
+	p.Stages, p.StageNames = []pipeline.Stage{upper}, []string{"transform"}
+	if err := p.Handle(context.Background(), testBatch(4)); err != nil {
+		t.Fatal(err)
+	}
+	if got := dest.offsets(); fmt.Sprint(got) != "[[2 3]]" {
+		t.Fatalf("dead-lettered %v", got)
+	}
+	for _, r := range dest.failures[0].Batch.Records {
+		if string(r.Value) != "v" {
+			t.Errorf("dead-lettered value %q, want the source value", r.Value)
+		}
+	}
+	if fmt.Sprint(always.seen) != "[[0 1 2 3] [2 3]]" {
+		t.Errorf("target saw %v", always.seen)
+	}
+}
+
+// alwaysPartial accepts the records before offset failFrom and reports the
+// others as failed, every time.
+type alwaysPartial struct {
+	failFrom int64
+	seen     [][]int64
+}
+
+func (a *alwaysPartial) Deliver(ctx context.Context, b *pipeline.Batch) error {
+	var offs []int64
+	var failed []int
+	for i, r := range b.Records {
+		offs = append(offs, r.Offset)
+		if r.Offset >= a.failFrom {
+			failed = append(failed, i)
+		}
+	}
+	a.seen = append(a.seen, offs)
+	if failed == nil {
+		return nil
+	}
+	return pipeline.RetryOnly(errors.New("item failures"), failed)
+}
+
+func (a *alwaysPartial) Close() error { return nil }

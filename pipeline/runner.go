@@ -217,7 +217,11 @@ func (p *Pipe) Handle(ctx context.Context, b *Batch) error {
 			if IsTooLarge(err) {
 				cond = MaximumPayloadSizeExceeded
 			}
-			f := p.failure(w.b, cond, w.attempts, StageOf(err), err)
+			recs := w.b
+			if w.targetOnly {
+				recs = sourceRecords(b, w.b)
+			}
+			f := p.failure(recs, cond, w.attempts, StageOf(err), err)
 			if err := p.deadLetter(ctx, f); err != nil {
 				return err
 			}
@@ -281,6 +285,38 @@ func (p *Pipe) splitAged(b *Batch) (old, fresh *Batch) {
 		}
 	}
 	return old, fresh
+}
+
+// sourceRecords maps records the target said failed (after the stages) back
+// to the source records of orig with the same coordinates, so that the
+// on-failure destination holds what the pipe read and a redrive runs the
+// stages again. Records without a source record (new events from an
+// enrichment) are kept as they are.
+func sourceRecords(orig, failed *Batch) *Batch {
+	type coord struct {
+		topic     string
+		partition int32
+		offset    int64
+	}
+	at := make(map[coord]int, len(orig.Records))
+	for i, r := range orig.Records {
+		at[coord{r.Topic, r.Partition, r.Offset}] = i
+	}
+	out := orig.slice(0, 0)
+	out.Records = make([]Record, 0, len(failed.Records))
+	seen := make(map[coord]bool, len(failed.Records))
+	for _, r := range failed.Records {
+		c := coord{r.Topic, r.Partition, r.Offset}
+		i, ok := at[c]
+		switch {
+		case !ok:
+			out.Records = append(out.Records, r)
+		case !seen[c]:
+			seen[c] = true
+			out.Records = append(out.Records, orig.Records[i])
+		}
+	}
+	return out
 }
 
 // slice returns a batch of records [i, j) of b, sharing them.
