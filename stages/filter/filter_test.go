@@ -183,12 +183,12 @@ func TestFilteredCounter(t *testing.T) {
 // well.
 func TestPatternsAndExpression(t *testing.T) {
 	values := []string{
-		`{"amount":500,"country":"DE","channel":"web"}`,   // 100
-		`{"amount":50,"country":"DE","channel":"web"}`,    // 101
-		`{"amount":50,"country":"FR","channel":"store"}`,  // 102
-		`{"amount":5000,"country":"FR","channel":"web"}`,  // 103
-		`{"amount":5,"country":"IT","channel":"store"}`,   // 104
-		`plain text`,                                      // 105
+		`{"amount":500,"country":"DE","channel":"web"}`,  // 100
+		`{"amount":50,"country":"DE","channel":"web"}`,   // 101
+		`{"amount":50,"country":"FR","channel":"store"}`, // 102
+		`{"amount":5000,"country":"FR","channel":"web"}`, // 103
+		`{"amount":5,"country":"IT","channel":"store"}`,  // 104
+		`plain text`, // 105
 		`{"amount":700,"country":"DE","channel":"store"}`, // 106
 	}
 	cases := []struct {
