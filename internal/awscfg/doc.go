@@ -20,5 +20,8 @@
 // Nothing here touches the network when a component is built: the SDK
 // fetches credentials on the first request, caches them and refreshes them
 // before they expire. SDK clients built from Load do not retry; the runner
-// does. Credentials are never logged or put in errors.
+// does, and Classify tells it whether an error of an AWS call is worth
+// retrying. Credentials are never logged or put in errors.
+//
+// The subpackage batch holds what the targets of AWS batch APIs share.
 package awscfg

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/pipe-run/pipe/internal/awscfg"
+	"github.com/pipe-run/pipe/internal/awscfg/batch"
 	"github.com/pipe-run/pipe/pipeline"
 )
 
@@ -96,28 +97,11 @@ func parseID(s string) (pipeline.Param, error) {
 		return p, err
 	}
 	if s != "" && p.Static() {
-		if msg := checkID(s); msg != "" {
+		if msg := batch.CheckID(s); msg != "" {
 			return p, errors.New(msg)
 		}
 	}
 	return p, nil
-}
-
-// checkID returns what is wrong with a resolved MessageGroupId or
-// MessageDeduplicationId, or "".
-func checkID(s string) string {
-	if s == "" {
-		return "is empty"
-	}
-	if len(s) > 128 {
-		return fmt.Sprintf("is %d characters long; at most 128 are allowed", len(s))
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '!' || s[i] > '~' {
-			return "must be printable ASCII characters without spaces (! to ~)"
-		}
-	}
-	return ""
 }
 
 // NewTarget builds the target. It reads the AWS settings (environment,

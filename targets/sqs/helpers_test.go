@@ -65,9 +65,9 @@ func rec(partition int32, offset int64, key, value string) pipeline.Record {
 	return r
 }
 
-// batch holds n records, spread over partitions in order (all of partition
+// testBatch holds n records, spread over partitions in order (all of partition
 // 0 first), with values {"id":<i>,"group":"g<i%3>"}.
-func batch(n int, partitions int32) *pipeline.Batch {
+func testBatch(n int, partitions int32) *pipeline.Batch {
 	b := &pipeline.Batch{EventSource: pipeline.EventSourceSelfManagedKafka, BootstrapServers: "127.0.0.1:9092"}
 	for p := range partitions {
 		for i := range n {

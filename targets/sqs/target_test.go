@@ -116,7 +116,7 @@ func noSecrets(t *testing.T, err error) {
 func TestBodies(t *testing.T) {
 	f, _ := start(t)
 	url := f.CreateQueue(t, "bodies", nil)
-	b := batch(5, 2)
+	b := testBatch(5, 2)
 	if err := deliver(t, build(t, "queueUrl: "+url), b); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +155,7 @@ func TestFIFO(t *testing.T) {
 	url := f.CreateQueue(t, "orders.fifo", nil)
 	tg := build(t, "queueUrl: "+url, "messageGroupId: $.value.group", "messageDeduplicationId: <$.topic>-<$.partition>-<$.offset>",
 		"inputTemplate: '<$.value.id>'")
-	b := batch(12, 1)
+	b := testBatch(12, 1)
 	if err := deliver(t, tg, b); err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func TestFIFO(t *testing.T) {
 	}
 
 	// A record whose group ID resolves to nothing fails permanently, alone.
-	b = batch(3, 1)
+	b = testBatch(3, 1)
 	for i := range b.Records {
 		b.Records[i].Offset += 100 // new deduplication IDs
 	}
@@ -204,7 +204,7 @@ func TestChunks(t *testing.T) {
 	f, p := start(t)
 	url := f.CreateQueue(t, "chunks", nil)
 	tg := build(t, "queueUrl: "+url, "aws: {endpoint: "+p.URL+"}")
-	if err := deliver(t, tg, batch(25, 3)); err != nil {
+	if err := deliver(t, tg, testBatch(25, 3)); err != nil {
 		t.Fatal(err)
 	}
 	if got := p.sizes(); !slices.Equal(got, []int{10, 10, 5}) {
@@ -215,7 +215,7 @@ func TestChunks(t *testing.T) {
 	}
 
 	p.setHook(nil)
-	b := batch(5, 1)
+	b := testBatch(5, 1)
 	for i := range b.Records {
 		b.Records[i].Value = []byte(strings.Repeat("v", 100<<10))
 	}
@@ -246,12 +246,12 @@ func TestTooLarge(t *testing.T) {
 	f, p := start(t)
 	url := f.CreateQueue(t, "large", nil)
 	tg := build(t, "queueUrl: "+url, "aws: {endpoint: "+p.URL+"}", "maxMessageSize: 1KB")
-	b := batch(4, 1)
+	b := testBatch(4, 1)
 	b.Records[2].Value = []byte(strings.Repeat("x", 2000))
 	err := deliver(t, tg, b)
 	failed, ok := pipeline.RetryOnlyOf(err)
-	if !pipeline.IsPermanent(err) || !ok || !slices.Equal(failed, []int{2}) {
-		t.Fatalf("got %v, failed %v; want a permanent failure of record 2", err, failed)
+	if !pipeline.IsTooLarge(err) || !ok || !slices.Equal(failed, []int{2}) {
+		t.Fatalf("got %v, failed %v; want record 2 too large", err, failed)
 	}
 	if !strings.Contains(err.Error(), "orders/0/2: the message body is 2") || !strings.Contains(err.Error(), "larger than maxMessageSize (1024 bytes)") {
 		t.Fatalf("error does not name the record and the limit: %v", err)
@@ -273,7 +273,7 @@ func TestEntryFailures(t *testing.T) {
 	f, p := start(t)
 	url := f.CreateQueue(t, "small", map[string]string{"MaximumMessageSize": "1024"})
 	tg := build(t, "queueUrl: "+url, "aws: {endpoint: "+p.URL+"}", "inputTemplate: '<$.value>'")
-	b := batch(6, 2)
+	b := testBatch(6, 2)
 	// Partition 0 holds records 0, 2, 4 (indexes 0-2); partition 1 holds 1,
 	// 3, 5 (indexes 3-5).
 	b.Records[1].Value = []byte(`{"id":2,"pad":"` + strings.Repeat("p", 1100) + `"}`)
@@ -327,7 +327,7 @@ func TestRunnerRetriesFailedOnly(t *testing.T) {
 		Logger: testLogger()}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	b := batch(8, 1)
+	b := testBatch(8, 1)
 	if err := pipe.Handle(ctx, b); err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +346,7 @@ func TestPartitionOrder(t *testing.T) {
 	f, p := start(t)
 	url := f.CreateQueue(t, "order", nil)
 	tg := build(t, "queueUrl: "+url, "aws: {endpoint: "+p.URL+"}")
-	b := batch(30, 2) // indexes 0-14 partition 0, 15-29 partition 1
+	b := testBatch(30, 2) // indexes 0-14 partition 0, 15-29 partition 1
 	p.setHook(func(n int, entries []map[string]any) (int, string, map[string]failure) {
 		if n == 1 {
 			return 0, "", map[string]failure{"3": {"ThrottlingException", true}} // throttling is retryable even as a sender fault
@@ -390,7 +390,7 @@ func TestCallFailures(t *testing.T) {
 			}
 			return 0, "", nil
 		})
-		err := deliver(t, tg, batch(25, 1))
+		err := deliver(t, tg, testBatch(25, 1))
 		noSecrets(t, err)
 		failed, ok := pipeline.RetryOnlyOf(err)
 		if pipeline.IsPermanent(err) || !ok || len(failed) != 15 || failed[0] != 10 {
@@ -404,7 +404,7 @@ func TestCallFailures(t *testing.T) {
 
 	p.setHook(nil)
 	tg = build(t, "queueUrl: "+strings.Replace(url, "calls", "missing", 1), "aws: {endpoint: "+p.URL+"}")
-	err := deliver(t, tg, batch(12, 1))
+	err := deliver(t, tg, testBatch(12, 1))
 	noSecrets(t, err)
 	failed, _ := pipeline.RetryOnlyOf(err)
 	if !pipeline.IsPermanent(err) || len(failed) != 12 {
@@ -416,7 +416,7 @@ func TestCallFailures(t *testing.T) {
 
 	// Nothing listening: retryable.
 	tg = build(t, "queueUrl: "+url, "aws: {endpoint: http://127.0.0.1:1}")
-	err = deliver(t, tg, batch(3, 1))
+	err = deliver(t, tg, testBatch(3, 1))
 	if err == nil || pipeline.IsPermanent(err) {
 		t.Fatalf("connection refused: got %v, want a retryable error", err)
 	}
@@ -425,7 +425,7 @@ func TestCallFailures(t *testing.T) {
 	// A cancelled context ends the attempt with its error.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := tg.Deliver(ctx, batch(3, 1)); !errors.Is(err, context.Canceled) {
+	if err := tg.Deliver(ctx, testBatch(3, 1)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled: got %v", err)
 	}
 }
