@@ -12,6 +12,7 @@ import (
 	"time"
 
 	_ "github.com/pipe-run/pipe/destinations/file"
+	_ "github.com/pipe-run/pipe/destinations/kafka"
 	"github.com/pipe-run/pipe/pipeline"
 	"github.com/pipe-run/pipe/sources/kafka"
 	httptarget "github.com/pipe-run/pipe/targets/http"

@@ -57,6 +57,9 @@ type Env struct {
 	// DrainTimeout bounds how long in-flight batches may take to finish on
 	// shutdown or partition revocation.
 	DrainTimeout time.Duration
+	// Source is the pipe's source config, for components that reach the
+	// same cluster (a Kafka on-failure destination).
+	Source SourceConfig
 }
 
 // SourceConfig is the decoded config of a source kind; it builds the source.

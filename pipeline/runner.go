@@ -54,7 +54,7 @@ func Build(cfg *Config, logger *slog.Logger) ([]*Pipe, error) {
 	var pipes []*Pipe
 	for i := range cfg.Pipes {
 		pc := &cfg.Pipes[i]
-		env := Env{Pipe: pc.Name, Logger: logger.With("pipe", pc.Name), DrainTimeout: cfg.ShutdownTimeout}
+		env := Env{Pipe: pc.Name, Logger: logger.With("pipe", pc.Name), DrainTimeout: cfg.ShutdownTimeout, Source: pc.Source}
 		src, err := pc.Source.NewSource(env)
 		if err != nil {
 			closeAll(pipes)
@@ -432,4 +432,11 @@ func batchAttrs(b *Batch, kv ...any) []any {
 	}
 	return append([]any{"topic", first.Topic, "partition", first.Partition,
 		"offsets", fmt.Sprintf("%d-%d", first.Offset, last.Offset), "records", len(b.Records)}, kv...)
+}
+
+// Try runs b once through the stages and the target, without retries or
+// on-failure destination: nil when every record was delivered or filtered
+// out. `pipe redrive` uses it.
+func (p *Pipe) Try(ctx context.Context, b *Batch) error {
+	return p.attempt(ctx, b)
 }

@@ -36,7 +36,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newRun(), newValidate(), newTest(), newVersion(), newDev(), newProduce(), newReference())
+	root.AddCommand(newRun(), newValidate(), newTest(), newRedrive(), newVersion(), newDev(), newProduce(), newReference())
 	return root
 }
 
