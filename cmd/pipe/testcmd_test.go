@@ -3,7 +3,7 @@ package main
 import (
 	"encoding/base64"
 	"encoding/json"
-		"path/filepath"
+	"path/filepath"
 	"strings"
 	"testing"
 
