@@ -6,6 +6,7 @@ import (
 	"os"
 
 	_ "github.com/pipe-run/pipe/destinations/file"
+	_ "github.com/pipe-run/pipe/destinations/http"
 	_ "github.com/pipe-run/pipe/destinations/kafka"
 	_ "github.com/pipe-run/pipe/sources/kafka"
 	_ "github.com/pipe-run/pipe/stages/filter"
