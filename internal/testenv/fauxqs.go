@@ -41,7 +41,10 @@ const (
 // does not resolve and looks queues up by that exact URL, so the SDK's
 // endpoint must be URL and the queue URL passed verbatim. It rejects
 // characters above U+FFFF in message bodies, which AWS accepts. It allows
-// messages of up to 1 MiB.
+// SQS messages of up to 1 MiB. It takes the entries of an SNS PublishBatch
+// call in the order their form keys first appear, and the SDK sorts the
+// keys as text: of 10 entries, the tenth (member.10) is published second,
+// which matters on FIFO topics.
 type Fauxqs struct {
 	// URL is the emulator's endpoint, http://127.0.0.1:<port>.
 	URL string
@@ -222,6 +225,47 @@ func (f *Fauxqs) CreateQueue(t testing.TB, name string, attrs map[string]string)
 		t.Fatalf("creating queue %s: %v", name, err)
 	}
 	return aws.ToString(out.QueueUrl)
+}
+
+// CreateTopic creates an SNS topic (a FIFO topic when name ends in .fifo)
+// with the given attributes and returns its ARN.
+func (f *Fauxqs) CreateTopic(t testing.TB, name string, attrs map[string]string) string {
+	t.Helper()
+	if strings.HasSuffix(name, ".fifo") {
+		if attrs == nil {
+			attrs = map[string]string{}
+		}
+		attrs["FifoTopic"] = "true"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := f.SNS.CreateTopic(ctx, &sns.CreateTopicInput{Name: aws.String(name), Attributes: attrs})
+	if err != nil {
+		t.Fatalf("creating topic %s: %v", name, err)
+	}
+	return aws.ToString(out.TopicArn)
+}
+
+// Subscribe subscribes a queue to a topic. With raw, a message reaches the
+// queue as it was published; without, wrapped in SNS's notification JSON.
+func (f *Fauxqs) Subscribe(t testing.TB, topicARN, queueURL string, raw bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	attrs, err := f.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl: aws.String(queueURL), AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if err != nil {
+		t.Fatalf("queue ARN of %s: %v", queueURL, err)
+	}
+	_, err = f.SNS.Subscribe(ctx, &sns.SubscribeInput{
+		TopicArn:   aws.String(topicARN),
+		Protocol:   aws.String("sqs"),
+		Endpoint:   aws.String(attrs.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]),
+		Attributes: map[string]string{"RawMessageDelivery": strconv.FormatBool(raw)},
+	})
+	if err != nil {
+		t.Fatalf("subscribing %s to %s: %v", queueURL, topicARN, err)
+	}
 }
 
 // Receive reads messages from a queue until it has n or, after that,

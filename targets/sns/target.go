@@ -1,0 +1,100 @@
+package sns
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sns"
+	"github.com/aws/aws-sdk-go-v2/service/sns/types"
+
+	"github.com/pipe-run/pipe/internal/awscfg/batch"
+	"github.com/pipe-run/pipe/pipeline"
+)
+
+type target struct {
+	cfg      *Config
+	client   *sns.Client
+	topicARN *string
+	// what names the topic in errors.
+	what string
+	msgs batch.Messages
+	tctx pipeline.TemplateContext
+}
+
+var (
+	_ pipeline.Target    = (*target)(nil)
+	_ pipeline.Describer = (*target)(nil)
+)
+
+func newTarget(c *Config, env pipeline.Env) (*target, error) {
+	ac := c.AWS
+	if ac.Region == "" {
+		ac.Region = c.region
+	}
+	cfg, err := ac.Load(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	return &target{
+		cfg:      c,
+		topicARN: aws.String(c.TopicARN),
+		what:     "publishing to SNS topic " + c.topicName,
+		tctx:     pipeline.NewTemplateContext(env.Pipe),
+		msgs: batch.Messages{
+			Template:      c.tmpl,
+			GroupID:       c.groupID,
+			DedupID:       c.dedupID,
+			GroupRequired: c.fifo,
+			MaxBytes:      MaxMessageSize,
+			Service:       "SNS",
+		},
+		client: sns.NewFromConfig(cfg, func(o *sns.Options) {
+			if ep := c.AWS.BaseEndpoint(); ep != nil {
+				o.BaseEndpoint = ep
+			}
+		}),
+	}, nil
+}
+
+// Deliver publishes the batch's records in calls of up to 10 messages, each
+// call within 256 KiB, and reports the records SNS did not accept; see the
+// package doc for what is retried.
+func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
+	tctx := t.tctx
+	f := batch.Failures{What: t.what}
+	return t.msgs.Deliver(ctx, b, &tctx, &f, func(ctx context.Context, c *batch.Chunk) error {
+		return t.publish(ctx, c, b.Records, &f)
+	})
+}
+
+// publish makes one PublishBatch call with the chunk's messages.
+func (t *target) publish(ctx context.Context, c *batch.Chunk, recs []pipeline.Record, f *batch.Failures) error {
+	var buf [batch.MaxEntries]types.PublishBatchRequestEntry
+	entries := buf[:c.Len()]
+	for k := range entries {
+		entries[k] = types.PublishBatchRequestEntry{
+			Id:                     c.ID(k),
+			Message:                c.Body(k),
+			MessageGroupId:         c.GroupID(k),
+			MessageDeduplicationId: c.DedupID(k),
+		}
+	}
+	out, err := t.client.PublishBatch(ctx, &sns.PublishBatchInput{TopicArn: t.topicARN, PublishBatchRequestEntries: entries})
+	if err != nil {
+		return fmt.Errorf("PublishBatch: %w", err)
+	}
+	for _, e := range out.Successful {
+		c.Succeeded(e.Id)
+	}
+	for _, e := range out.Failed {
+		c.Failed(f, recs, e.Id, aws.ToString(e.Code), aws.ToString(e.Message), e.SenderFault)
+	}
+	return nil
+}
+
+// Describe names the target in on-failure records: the topic ARN.
+func (t *target) Describe() string { return t.cfg.TopicARN }
+
+// Close releases nothing: the SDK client holds only idle connections.
+func (t *target) Close() error { return nil }
