@@ -383,3 +383,83 @@ func (l *Lambda) WaitEvents(t testing.TB, n int, timeout time.Duration) []Lambda
 		}
 	}
 }
+
+// LambdaAnswer is how a LambdaAPI answers one invocation. Status 0 is 200
+// (202 for an Event invocation). A Status of 400 or more is answered as an
+// AWS JSON error of type ErrorType with Body as its message; FunctionError
+// sets X-Amz-Function-Error on a 200 answer.
+type LambdaAnswer struct {
+	Status        int
+	Header        map[string]string
+	ErrorType     string
+	FunctionError string
+	Body          string
+}
+
+// LambdaAPI is an HTTP server that answers as the Lambda Invoke API does,
+// for the error semantics the emulator lacks: POST
+// /2015-03-31/functions/<name>/invocations, the function's answer as the
+// body, X-Amz-Function-Error for a function error, AWS JSON errors
+// (X-Amzn-ErrorType) for throttling (429), payloads too large (413) ...
+type LambdaAPI struct {
+	// Endpoint is the URL to give the SDK as its Lambda endpoint.
+	Endpoint string
+
+	mu   sync.Mutex
+	seen []LambdaRequest
+}
+
+// StartLambdaAPI starts a LambdaAPI whose answers answer decides; it is
+// closed when the test ends. Requests to other paths get a 404
+// ResourceNotFoundException.
+func StartLambdaAPI(t testing.TB, answer func(LambdaRequest) LambdaAnswer) *LambdaAPI {
+	t.Helper()
+	api := &LambdaAPI{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req := LambdaRequest{r.Method, r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Clone(), body}
+		api.mu.Lock()
+		api.seen = append(api.seen, req)
+		api.mu.Unlock()
+		var a LambdaAnswer
+		if r.Method != http.MethodPost || !strings.HasPrefix(req.Path, "/2015-03-31/functions/") || !strings.HasSuffix(req.Path, "/invocations") {
+			a = LambdaAnswer{Status: http.StatusNotFound, ErrorType: "ResourceNotFoundException", Body: "Function not found: " + req.Path}
+		} else {
+			a = answer(req)
+		}
+		for k, v := range a.Header {
+			w.Header().Set(k, v)
+		}
+		w.Header().Set("X-Amzn-Requestid", "test-request")
+		if a.Status >= 400 {
+			w.Header().Set("X-Amzn-ErrorType", a.ErrorType)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(a.Status)
+			msg, _ := json.Marshal(map[string]string{"Type": "User", "message": a.Body})
+			w.Write(msg)
+			return
+		}
+		if a.Status == 0 {
+			a.Status = http.StatusOK
+			if r.Header.Get("X-Amz-Invocation-Type") == "Event" {
+				a.Status = http.StatusAccepted
+			}
+		}
+		if a.FunctionError != "" {
+			w.Header().Set("X-Amz-Function-Error", a.FunctionError)
+		}
+		w.Header().Set("X-Amz-Executed-Version", "$LATEST")
+		w.WriteHeader(a.Status)
+		io.WriteString(w, a.Body)
+	}))
+	t.Cleanup(srv.Close)
+	api.Endpoint = srv.URL
+	return api
+}
+
+// Requests returns the invocations the server received, in order.
+func (api *LambdaAPI) Requests() []LambdaRequest {
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	return append([]LambdaRequest(nil), api.seen...)
+}

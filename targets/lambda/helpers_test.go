@@ -6,13 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -84,79 +81,6 @@ func rec(p int32, off int64, k, v string) pipeline.Record {
 
 func batch(recs ...pipeline.Record) *pipeline.Batch {
 	return &pipeline.Batch{EventSource: pipeline.EventSourceSelfManagedKafka, BootstrapServers: "b-1:9092,b-2:9092", Records: recs}
-}
-
-// invocation is what the fake Lambda API saw of one Invoke call.
-type invocation struct {
-	path, query, invocationType, auth string
-	body                              []byte
-}
-
-// answer is how the fake Lambda API answers an invocation.
-type answer struct {
-	status int
-	header map[string]string
-	body   string
-}
-
-// lambdaAPI is an httptest server that answers as the Lambda Invoke API
-// does: POST /2015-03-31/functions/<name>/invocations, with the function's
-// answer as the body, X-Amz-Function-Error for a function error, and AWS
-// JSON errors (X-Amzn-ErrorType) for throttling, payload too large ...
-type lambdaAPI struct {
-	*httptest.Server
-	mu   sync.Mutex
-	seen []invocation
-}
-
-func newLambdaAPI(t *testing.T, answerFn func(inv invocation) answer) *lambdaAPI {
-	t.Helper()
-	api := &lambdaAPI{}
-	api.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		inv := invocation{r.URL.EscapedPath(), r.URL.RawQuery, r.Header.Get("X-Amz-Invocation-Type"), r.Header.Get("Authorization"), body}
-		api.mu.Lock()
-		api.seen = append(api.seen, inv)
-		api.mu.Unlock()
-		if r.Method != http.MethodPost || !strings.HasPrefix(inv.path, "/2015-03-31/functions/") || !strings.HasSuffix(inv.path, "/invocations") {
-			lambdaError(w, 404, "ResourceNotFoundException", "no such route "+r.Method+" "+inv.path)
-			return
-		}
-		a := answerFn(inv)
-		for k, v := range a.header {
-			w.Header().Set(k, v)
-		}
-		if a.status == 0 {
-			a.status = 200
-			if inv.invocationType == "Event" {
-				a.status = 202
-			}
-		}
-		if a.status >= 400 {
-			lambdaError(w, a.status, a.header["X-Amzn-ErrorType"], a.body)
-			return
-		}
-		w.Header().Set("X-Amz-Executed-Version", "$LATEST")
-		w.WriteHeader(a.status)
-		io.WriteString(w, a.body)
-	}))
-	t.Cleanup(api.Close)
-	return api
-}
-
-// lambdaError writes an AWS JSON error as Lambda does.
-func lambdaError(w http.ResponseWriter, status int, errType, msg string) {
-	w.Header().Set("X-Amzn-ErrorType", errType)
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	b, _ := json.Marshal(map[string]string{"Type": "User", "message": msg})
-	w.Write(b)
-}
-
-func (api *lambdaAPI) invocations() []invocation {
-	api.mu.Lock()
-	defer api.mu.Unlock()
-	return append([]invocation(nil), api.seen...)
 }
 
 // envelopeRecords decodes an envelope into its records' coordinates, in

@@ -6,12 +6,14 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pipe-run/pipe/internal/testenv"
 	"github.com/pipe-run/pipe/pipeline"
 	"github.com/pipe-run/pipe/targets/lambda"
 )
@@ -38,27 +40,27 @@ func TestFunctionNames(t *testing.T) {
 			path: "arn%3Aaws%3Alambda%3Aeu-west-1%3A123456789012%3Afunction%3Aorders%3Alive", signedFor: "/eu-west-1/lambda/"},
 	} {
 		t.Run(strings.Join(tc.lines, ","), func(t *testing.T) {
-			api := newLambdaAPI(t, func(invocation) answer { return answer{body: "null"} })
-			tg := newTarget(t, api.URL, tc.lines...)
+			api := testenv.StartLambdaAPI(t, func(testenv.LambdaRequest) testenv.LambdaAnswer { return testenv.LambdaAnswer{Body: "null"} })
+			tg := newTarget(t, api.Endpoint, tc.lines...)
 			if err := tg.Deliver(context.Background(), batch(rec(0, 1, "k", "v"))); err != nil {
 				t.Fatal(err)
 			}
-			inv := api.invocations()[0]
-			if want := "/2015-03-31/functions/" + tc.path + "/invocations"; inv.path != want {
-				t.Errorf("path %s, want %s", inv.path, want)
+			inv := api.Requests()[0]
+			if want := "/2015-03-31/functions/" + tc.path + "/invocations"; inv.Path != want {
+				t.Errorf("path %s, want %s", inv.Path, want)
 			}
-			if inv.query != tc.query {
-				t.Errorf("query %q, want %q", inv.query, tc.query)
+			if inv.Query != tc.query {
+				t.Errorf("query %q, want %q", inv.Query, tc.query)
 			}
-			if inv.invocationType != "RequestResponse" {
-				t.Errorf("X-Amz-Invocation-Type %q, want RequestResponse", inv.invocationType)
+			if inv.Header.Get("X-Amz-Invocation-Type") != "RequestResponse" {
+				t.Errorf("X-Amz-Invocation-Type %q, want RequestResponse", inv.Header.Get("X-Amz-Invocation-Type"))
 			}
 			signed := tc.signedFor
 			if signed == "" {
 				signed = "/us-east-1/lambda/"
 			}
-			if !strings.Contains(inv.auth, signed) {
-				t.Errorf("Authorization %q is not signed for %s", inv.auth, signed)
+			if !strings.Contains(inv.Header.Get("Authorization"), signed) {
+				t.Errorf("Authorization %q is not signed for %s", inv.Header.Get("Authorization"), signed)
 			}
 		})
 	}
@@ -103,11 +105,10 @@ func TestConfigProblems(t *testing.T) {
 }
 
 func TestFunctionError(t *testing.T) {
-	api := newLambdaAPI(t, func(invocation) answer {
-		return answer{header: map[string]string{"X-Amz-Function-Error": "Unhandled"},
-			body: `{"errorMessage":"boom on order 7","errorType":"errorString"}`}
+	api := testenv.StartLambdaAPI(t, func(testenv.LambdaRequest) testenv.LambdaAnswer {
+		return testenv.LambdaAnswer{FunctionError: "Unhandled", Body: `{"errorMessage":"boom on order 7","errorType":"errorString"}`}
 	})
-	tg := newTarget(t, api.URL, "functionName: orders", "reportBatchItemFailures: true")
+	tg := newTarget(t, api.Endpoint, "functionName: orders", "reportBatchItemFailures: true")
 	err := tg.Deliver(context.Background(), batch(rec(0, 1, "a", "1"), rec(0, 2, "b", "2")))
 	if err == nil {
 		t.Fatal("a function error was taken for success")
@@ -123,7 +124,7 @@ func TestFunctionError(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-	if n := len(api.invocations()); n != 1 {
+	if n := len(api.Requests()); n != 1 {
 		t.Errorf("%d invocations, want 1", n)
 	}
 }
@@ -147,19 +148,15 @@ func TestServiceErrors(t *testing.T) {
 		{status: 404, errType: "ResourceNotFoundException", permanent: true},
 	} {
 		t.Run(fmt.Sprintf("%d %s %v", tc.status, tc.errType, tc.header), func(t *testing.T) {
-			api := newLambdaAPI(t, func(invocation) answer {
-				h := map[string]string{"X-Amzn-ErrorType": tc.errType}
-				for k, v := range tc.header {
-					h[k] = v
-				}
-				return answer{status: tc.status, header: h, body: "it went wrong"}
+			api := testenv.StartLambdaAPI(t, func(testenv.LambdaRequest) testenv.LambdaAnswer {
+				return testenv.LambdaAnswer{Status: tc.status, ErrorType: tc.errType, Header: tc.header, Body: "it went wrong"}
 			})
-			tg := newTarget(t, api.URL, "functionName: orders")
+			tg := newTarget(t, api.Endpoint, "functionName: orders")
 			err := tg.Deliver(context.Background(), batch(rec(0, 1, "a", "1")))
 			if err == nil {
 				t.Fatal("no error")
 			}
-			if n := len(api.invocations()); n != 1 {
+			if n := len(api.Requests()); n != 1 {
 				t.Errorf("%d invocations, want 1: the SDK must not retry, the runner does", n)
 			}
 			if got := pipeline.IsPermanent(err); got != tc.permanent {
@@ -176,9 +173,9 @@ func TestServiceErrors(t *testing.T) {
 }
 
 func TestUnreachable(t *testing.T) {
-	api := newLambdaAPI(t, func(invocation) answer { return answer{} })
-	url := api.URL
-	api.Close()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL
+	srv.Close()
 	err := newTarget(t, url, "functionName: orders").Deliver(context.Background(), batch(rec(0, 1, "a", "1")))
 	if err == nil || pipeline.IsPermanent(err) {
 		t.Fatalf("a refused connection gave %v, want a retryable error", err)
@@ -187,12 +184,12 @@ func TestUnreachable(t *testing.T) {
 
 func TestTimeout(t *testing.T) {
 	release := make(chan struct{})
-	api := newLambdaAPI(t, func(invocation) answer {
+	api := testenv.StartLambdaAPI(t, func(testenv.LambdaRequest) testenv.LambdaAnswer {
 		<-release
-		return answer{}
+		return testenv.LambdaAnswer{}
 	})
 	defer close(release)
-	tg := newTarget(t, api.URL, "functionName: orders", "timeout: 1s")
+	tg := newTarget(t, api.Endpoint, "functionName: orders", "timeout: 1s")
 	err := tg.Deliver(context.Background(), batch(rec(0, 1, "a", "1")))
 	if err == nil || pipeline.IsPermanent(err) {
 		t.Fatalf("a function that does not answer within the timeout gave %v, want a retryable error", err)
@@ -200,18 +197,18 @@ func TestTimeout(t *testing.T) {
 }
 
 func TestFireAndForget(t *testing.T) {
-	api := newLambdaAPI(t, func(inv invocation) answer { return answer{} })
-	tg := newTarget(t, api.URL, "functionName: orders", "invocationType: FIRE_AND_FORGET")
+	api := testenv.StartLambdaAPI(t, func(inv testenv.LambdaRequest) testenv.LambdaAnswer { return testenv.LambdaAnswer{} })
+	tg := newTarget(t, api.Endpoint, "functionName: orders", "invocationType: FIRE_AND_FORGET")
 	b := batch(rec(0, 1, "a", "1"), rec(1, 5, "b", "2"))
 	if err := tg.Deliver(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	invs := api.invocations()
-	if len(invs) != 1 || invs[0].invocationType != "Event" {
+	invs := api.Requests()
+	if len(invs) != 1 || invs[0].Header.Get("X-Amz-Invocation-Type") != "Event" {
 		t.Fatalf("invocations %+v, want one with X-Amz-Invocation-Type Event", invs)
 	}
-	if !bytes.Equal(invs[0].body, pipeline.AppendEnvelope(nil, b)) {
-		t.Errorf("body is not the envelope: %s", invs[0].body)
+	if !bytes.Equal(invs[0].Body, pipeline.AppendEnvelope(nil, b)) {
+		t.Errorf("body is not the envelope: %s", invs[0].Body)
 	}
 }
 
@@ -219,14 +216,14 @@ func TestFireAndForget(t *testing.T) {
 // record fails permanently, naming it; the others are delivered once each.
 func TestTooLargeRecord(t *testing.T) {
 	const refuseAbove = 20_000
-	api := newLambdaAPI(t, func(inv invocation) answer {
-		if len(inv.body) > refuseAbove {
-			return answer{status: 413, header: map[string]string{"X-Amzn-ErrorType": "RequestEntityTooLargeException"},
-				body: "Request must be smaller than 20000 bytes for the InvokeFunction operation"}
+	api := testenv.StartLambdaAPI(t, func(inv testenv.LambdaRequest) testenv.LambdaAnswer {
+		if len(inv.Body) > refuseAbove {
+			return testenv.LambdaAnswer{Status: 413, ErrorType: "RequestEntityTooLargeException",
+				Body: "Request must be smaller than 20000 bytes for the InvokeFunction operation"}
 		}
-		return answer{body: "null"}
+		return testenv.LambdaAnswer{Body: "null"}
 	})
-	tg := newTarget(t, api.URL, "functionName: orders")
+	tg := newTarget(t, api.Endpoint, "functionName: orders")
 
 	t.Run("alone", func(t *testing.T) {
 		b := batch(rec(3, 40, "big", strings.Repeat("x", 30_000)))
@@ -240,7 +237,7 @@ func TestTooLargeRecord(t *testing.T) {
 	})
 
 	t.Run("among others", func(t *testing.T) {
-		before := len(api.invocations())
+		before := len(api.Requests())
 		var recs []pipeline.Record
 		for i := range 12 {
 			v := strings.Repeat("v", 3_000)
@@ -260,9 +257,9 @@ func TestTooLargeRecord(t *testing.T) {
 		}
 		// Every other record reached the function exactly once, in order.
 		var got []string
-		for _, inv := range api.invocations()[before:] {
-			if len(inv.body) <= refuseAbove {
-				got = append(got, envelopeRecords(t, inv.body)...)
+		for _, inv := range api.Requests()[before:] {
+			if len(inv.Body) <= refuseAbove {
+				got = append(got, envelopeRecords(t, inv.Body)...)
 			}
 		}
 		want := coords(b, 0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11)
@@ -276,8 +273,8 @@ func TestTooLargeRecord(t *testing.T) {
 // parts, in order, each within the limit; a record too large on its own is
 // not sent and fails permanently.
 func TestSplit(t *testing.T) {
-	api := newLambdaAPI(t, func(invocation) answer { return answer{body: "{}"} })
-	tg := newTarget(t, api.URL, "functionName: orders", "reportBatchItemFailures: true")
+	api := testenv.StartLambdaAPI(t, func(testenv.LambdaRequest) testenv.LambdaAnswer { return testenv.LambdaAnswer{Body: "{}"} })
+	tg := newTarget(t, api.Endpoint, "functionName: orders", "reportBatchItemFailures: true")
 	var recs []pipeline.Record
 	for i := range 9 {
 		recs = append(recs, rec(int32(i/4), int64(i), fmt.Sprint("k", i), strings.Repeat(string(rune('a'+i)), 1_500_000)))
@@ -286,16 +283,16 @@ func TestSplit(t *testing.T) {
 	if err := tg.Deliver(context.Background(), b); err != nil {
 		t.Fatal(err)
 	}
-	invs := api.invocations()
+	invs := api.Requests()
 	if len(invs) < 3 {
 		t.Fatalf("%d invocations for a %d-byte envelope, want at least 3", len(invs), pipeline.EnvelopeSize(b))
 	}
 	var got []string
 	for i, inv := range invs {
-		if len(inv.body) > pipeline.MaxPayloadSize {
-			t.Errorf("invocation %d is %d bytes, above 6 MB", i, len(inv.body))
+		if len(inv.Body) > pipeline.MaxPayloadSize {
+			t.Errorf("invocation %d is %d bytes, above 6 MB", i, len(inv.Body))
 		}
-		got = append(got, envelopeRecords(t, inv.body)...)
+		got = append(got, envelopeRecords(t, inv.Body)...)
 	}
 	if !slices.Equal(got, coords(b)) {
 		t.Errorf("the function got %v, want %v", got, coords(b))
@@ -303,16 +300,16 @@ func TestSplit(t *testing.T) {
 	// Each invocation was the envelope of its records.
 	sent := 0
 	for _, inv := range invs {
-		n := len(envelopeRecords(t, inv.body))
+		n := len(envelopeRecords(t, inv.Body))
 		want := pipeline.AppendEnvelope(nil, batch(b.Records[sent:sent+n]...))
-		if !bytes.Equal(inv.body, want) {
+		if !bytes.Equal(inv.Body, want) {
 			t.Errorf("invocation of records %d-%d is not their envelope", sent, sent+n-1)
 		}
 		sent += n
 	}
 
 	// A record above 6 MB on its own.
-	before := len(api.invocations())
+	before := len(api.Requests())
 	b = batch(rec(0, 1, "a", "small"), rec(0, 2, "huge", strings.Repeat("h", 5_000_000)), rec(0, 3, "c", "small"))
 	err := tg.Deliver(context.Background(), b)
 	failed, _ := pipeline.RetryOnlyOf(err)
@@ -320,8 +317,8 @@ func TestSplit(t *testing.T) {
 		t.Fatalf("got %v (failed %v), want a permanent failure of orders-0 offset 2 only", err, failed)
 	}
 	got = nil
-	for _, inv := range api.invocations()[before:] {
-		got = append(got, envelopeRecords(t, inv.body)...)
+	for _, inv := range api.Requests()[before:] {
+		got = append(got, envelopeRecords(t, inv.Body)...)
 	}
 	if want := coords(b, 0, 2); !slices.Equal(got, want) {
 		t.Errorf("the function got %v, want %v", got, want)
@@ -332,25 +329,25 @@ func TestSplit(t *testing.T) {
 // of that part and after it are retried, not the ones delivered before.
 func TestSplitFailure(t *testing.T) {
 	calls := 0
-	api := newLambdaAPI(t, func(invocation) answer {
+	api := testenv.StartLambdaAPI(t, func(testenv.LambdaRequest) testenv.LambdaAnswer {
 		calls++
 		if calls == 2 {
-			return answer{status: 503, header: map[string]string{"X-Amzn-ErrorType": "ServiceException"}}
+			return testenv.LambdaAnswer{Status: 503, ErrorType: "ServiceException"}
 		}
-		return answer{body: "null"}
+		return testenv.LambdaAnswer{Body: "null"}
 	})
-	tg := newTarget(t, api.URL, "functionName: orders")
+	tg := newTarget(t, api.Endpoint, "functionName: orders")
 	var recs []pipeline.Record
 	for i := range 8 {
 		recs = append(recs, rec(int32(i/3), int64(i), "k", strings.Repeat("x", 2_000_000)))
 	}
 	b := batch(recs...)
 	err := tg.Deliver(context.Background(), b)
-	invs := api.invocations()
+	invs := api.Requests()
 	if len(invs) != 2 {
 		t.Fatalf("%d invocations, want 2: nothing is invoked after a failure", len(invs))
 	}
-	first := len(envelopeRecords(t, invs[0].body))
+	first := len(envelopeRecords(t, invs[0].Body))
 	failed, partial := pipeline.RetryOnlyOf(err)
 	var want []int
 	for i := first; i < len(recs); i++ {
@@ -402,8 +399,8 @@ func TestBatchItemFailures(t *testing.T) {
 		{name: "unknown partition", answer: `{"batchItemFailures":[` + item("orders-9", 10) + `]}`, whole: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			api := newLambdaAPI(t, func(invocation) answer { return answer{body: tc.answer} })
-			err := newTarget(t, api.URL, "functionName: orders", "reportBatchItemFailures: true").Deliver(context.Background(), b)
+			api := testenv.StartLambdaAPI(t, func(testenv.LambdaRequest) testenv.LambdaAnswer { return testenv.LambdaAnswer{Body: tc.answer} })
+			err := newTarget(t, api.Endpoint, "functionName: orders", "reportBatchItemFailures: true").Deliver(context.Background(), b)
 			failed, partial := pipeline.RetryOnlyOf(err)
 			switch {
 			case tc.whole:
@@ -423,10 +420,10 @@ func TestBatchItemFailures(t *testing.T) {
 	}
 
 	// Without reportBatchItemFailures the answer is not read.
-	api := newLambdaAPI(t, func(invocation) answer {
-		return answer{body: `{"batchItemFailures":[` + item("orders-0", 11) + `]}`}
+	api := testenv.StartLambdaAPI(t, func(testenv.LambdaRequest) testenv.LambdaAnswer {
+		return testenv.LambdaAnswer{Body: `{"batchItemFailures":[` + item("orders-0", 11) + `]}`}
 	})
-	if err := newTarget(t, api.URL, "functionName: orders").Deliver(context.Background(), b); err != nil {
+	if err := newTarget(t, api.Endpoint, "functionName: orders").Deliver(context.Background(), b); err != nil {
 		t.Errorf("a partial batch response was honoured without reportBatchItemFailures: %v", err)
 	}
 }
@@ -434,13 +431,13 @@ func TestBatchItemFailures(t *testing.T) {
 // TestBatchItemFailuresSplit: with a batch split in several invocations,
 // a partition with a reported failure is left out of the later ones.
 func TestBatchItemFailuresSplit(t *testing.T) {
-	api := newLambdaAPI(t, func(inv invocation) answer {
-		if bytes.Contains(inv.body, []byte(`"orders-0":[{"topic":"orders","partition":0,"offset":0,`)) {
-			return answer{body: `{"batchItemFailures":[{"itemIdentifier":{"partition":"orders-0","offset":1}}]}`}
+	api := testenv.StartLambdaAPI(t, func(inv testenv.LambdaRequest) testenv.LambdaAnswer {
+		if bytes.Contains(inv.Body, []byte(`"orders-0":[{"topic":"orders","partition":0,"offset":0,`)) {
+			return testenv.LambdaAnswer{Body: `{"batchItemFailures":[{"itemIdentifier":{"partition":"orders-0","offset":1}}]}`}
 		}
-		return answer{body: "{}"}
+		return testenv.LambdaAnswer{Body: "{}"}
 	})
-	tg := newTarget(t, api.URL, "functionName: orders", "reportBatchItemFailures: true")
+	tg := newTarget(t, api.Endpoint, "functionName: orders", "reportBatchItemFailures: true")
 	// Partition 0: offsets 0..4, partition 1: offsets 0..2; 1.5 MB each, so
 	// the first invocation holds records 0..2 of partition 0.
 	var recs []pipeline.Record
@@ -457,8 +454,8 @@ func TestBatchItemFailuresSplit(t *testing.T) {
 		t.Fatalf("got %v (failed %v), want records 1-4 of partition 0 retried", err, failed)
 	}
 	var got []string
-	for _, inv := range api.invocations() {
-		got = append(got, envelopeRecords(t, inv.body)...)
+	for _, inv := range api.Requests() {
+		got = append(got, envelopeRecords(t, inv.Body)...)
 	}
 	if want := coords(b, 0, 1, 2, 5, 6, 7); !slices.Equal(got, want) {
 		t.Errorf("the function got %v, want %v (partition 0 stops after its failure)", got, want)
@@ -468,8 +465,8 @@ func TestBatchItemFailuresSplit(t *testing.T) {
 func TestPartialResponseHTTPStatus(t *testing.T) {
 	// A 200 answer with an empty body is success even when partial batch
 	// responses are read.
-	api := newLambdaAPI(t, func(invocation) answer { return answer{status: http.StatusOK} })
-	if err := newTarget(t, api.URL, "functionName: orders", "reportBatchItemFailures: true").Deliver(context.Background(), batch(rec(0, 1, "a", "1"))); err != nil {
+	api := testenv.StartLambdaAPI(t, func(testenv.LambdaRequest) testenv.LambdaAnswer { return testenv.LambdaAnswer{Status: http.StatusOK} })
+	if err := newTarget(t, api.Endpoint, "functionName: orders", "reportBatchItemFailures: true").Deliver(context.Background(), batch(rec(0, 1, "a", "1"))); err != nil {
 		t.Fatal(err)
 	}
 }
