@@ -269,4 +269,3 @@ func TestConfigProblems(t *testing.T) {
 		}
 	}
 }
-
