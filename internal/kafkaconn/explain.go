@@ -1,6 +1,7 @@
 package kafkaconn
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -111,6 +112,10 @@ func (c *Config) Explain(err error) (f Failure, ok bool) {
 		alert := remoteAlert(err)
 		reason := "TLS handshake failed: the broker refused the connection (" + alert + ")"
 		switch {
+		case strings.Contains(alert, "certificate required") && c.TLSEnabled() && c.TLS.CertFile != "":
+			// Go sends no certificate when the broker's list of
+			// acceptable CAs does not hold its issuer.
+			reason += "; the broker requires a client certificate signed by a CA it trusts, and the one in tls.certFile is not (" + who + ")"
 		case strings.Contains(alert, "certificate required"):
 			reason += "; the broker requires a client certificate: set tls.certFile and tls.keyFile"
 		case strings.Contains(alert, "expired"):
@@ -148,6 +153,9 @@ func (c *Config) Explain(err error) (f Failure, ok bool) {
 		// A broker that cannot say SASL_AUTHENTICATION_FAILED (old Kafka,
 		// some proxies) closes the connection instead.
 		return Failure{KindClosed, c.closedReason("")}, true
+	case c.TLSEnabled() && errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &opErr) && strings.Contains(err.Error(), "unable to dial"):
+		// The TCP connection was made; the TLS handshake got no answer.
+		return Failure{KindTLSHandshake, "TLS handshake timed out: the broker did not answer in TLS; is this a plaintext listener?"}, true
 	case errors.As(err, &dnsErr):
 		return Failure{KindUnreachable, "broker unreachable: cannot resolve " + dnsErr.Name + ": " + dnsErr.Err}, true
 	case errors.As(err, &opErr) && opErr.Op == "dial":

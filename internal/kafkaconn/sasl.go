@@ -38,16 +38,7 @@ func (s *SASL) mechanism() (sasl.Mechanism, error) {
 			return oauth.Auth{Token: s.Token.Reveal(), Extensions: s.Extensions}.AsMechanism(), nil
 		}
 		src := newTokenSource(s.OAuth)
-		return &refreshingOAuth{
-			src: src,
-			inner: oauth.Oauth(func(ctx context.Context) (oauth.Auth, error) {
-				tok, err := src.token(ctx)
-				if err != nil {
-					return oauth.Auth{}, err
-				}
-				return oauth.Auth{Token: tok, Extensions: s.Extensions}, nil
-			}),
-		}, nil
+		return &refreshingOAuth{src: src, inner: oauthMechanism(src, s.Extensions)}, nil
 	case MechAWSMSKIAM:
 		var c awscfg.Config
 		if s.AWS != nil {
@@ -56,6 +47,17 @@ func (s *SASL) mechanism() (sasl.Mechanism, error) {
 		return newMSKIAM(c), nil
 	}
 	return nil, fmt.Errorf("unsupported SASL mechanism %q", s.Mechanism)
+}
+
+// oauthMechanism is franz-go's OAUTHBEARER with tokens from src.
+func oauthMechanism(src *tokenSource, extensions map[string]string) sasl.Mechanism {
+	return oauth.Oauth(func(ctx context.Context) (oauth.Auth, error) {
+		tok, err := src.token(ctx)
+		if err != nil {
+			return oauth.Auth{}, err
+		}
+		return oauth.Auth{Token: tok, Extensions: extensions}, nil
+	})
 }
 
 // refreshingOAuth drops the cached token when the broker rejects it, so the
@@ -263,9 +265,9 @@ type mskIAM struct {
 	cfg   awscfg.Config
 	inner sasl.Mechanism
 
-	mu   sync.Mutex
-	sdk  map[string]*awsCreds // by region
-	load func(ctx context.Context, c awscfg.Config) (credentialsRetriever, error)
+	mu    sync.Mutex
+	creds map[string]credentialsRetriever // by region
+	load  func(ctx context.Context, c awscfg.Config) (credentialsRetriever, error)
 }
 
 type credentialsRetriever interface {
@@ -276,12 +278,10 @@ type awsCredentials struct {
 	AccessKeyID, SecretAccessKey, SessionToken string
 }
 
-type awsCreds struct{ r credentialsRetriever }
-
 type hostKey struct{}
 
 func newMSKIAM(c awscfg.Config) *mskIAM {
-	m := &mskIAM{cfg: c, sdk: map[string]*awsCreds{}, load: loadAWSCredentials}
+	m := &mskIAM{cfg: c, creds: map[string]credentialsRetriever{}, load: loadAWSCredentials}
 	m.inner = awsmsk.ManagedStreamingIAM(func(ctx context.Context) (awsmsk.Auth, error) {
 		host, _ := ctx.Value(hostKey{}).(string)
 		r, err := m.credentials(ctx, host)
@@ -325,14 +325,14 @@ func (m *mskIAM) credentials(ctx context.Context, host string) (credentialsRetri
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if cr := m.sdk[c.Region]; cr != nil {
-		return cr.r, nil
+	if r := m.creds[c.Region]; r != nil {
+		return r, nil
 	}
 	r, err := m.load(ctx, c)
 	if err != nil {
 		return nil, &AWSCredentialsError{Err: err}
 	}
-	m.sdk[c.Region] = &awsCreds{r}
+	m.creds[c.Region] = r
 	return r, nil
 }
 

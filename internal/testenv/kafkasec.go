@@ -3,6 +3,8 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/hmac"
@@ -13,6 +15,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
@@ -160,6 +163,63 @@ func (p *PKI) Issue(t testing.TB, cn string, o CertOpts) *Cert {
 	writeFile(t, c.CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
 	writeFile(t, c.KeyFile, c.KeyPEM)
 	return c
+}
+
+// EncryptedKeyFile writes the certificate's key as encrypted PKCS#8 (PBES2:
+// PBKDF2 with HMAC-SHA-256, AES-256-CBC, as `openssl pkcs8 -topk8` writes
+// it) and returns the file's path.
+func (c *Cert) EncryptedKeyFile(t testing.TB, password string) string {
+	t.Helper()
+	plain := pemBlock(t, c.KeyPEM)
+	salt := make([]byte, 16)
+	iv := make([]byte, aes.BlockSize)
+	rand.Read(salt)
+	rand.Read(iv)
+	const iter = 2048
+	key, err := pbkdf2.Key(sha256.New, password, salt, iter, 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pad := aes.BlockSize - len(plain)%aes.BlockSize
+	data := append(append([]byte(nil), plain...), bytes.Repeat([]byte{byte(pad)}, pad)...)
+	block, _ := aes.NewCipher(key)
+	cipher.NewCBCEncrypter(block, iv).CryptBlocks(data, data)
+	type algo struct {
+		OID    asn1.ObjectIdentifier
+		Params asn1.RawValue `asn1:"optional"`
+	}
+	raw := func(v any) asn1.RawValue {
+		b, err := asn1.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return asn1.RawValue{FullBytes: b}
+	}
+	kdf := algo{OID: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 12}, Params: raw(struct {
+		Salt []byte
+		Iter int
+		PRF  algo
+	}{salt, iter, algo{OID: asn1.ObjectIdentifier{1, 2, 840, 113549, 2, 9}, Params: asn1.NullRawValue}})}
+	enc := algo{OID: asn1.ObjectIdentifier{2, 16, 840, 1, 101, 3, 4, 1, 42}, Params: raw(iv)}
+	der, err := asn1.Marshal(struct {
+		Alg  algo
+		Data []byte
+	}{algo{OID: asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 5, 13}, Params: raw(struct{ KDF, Enc algo }{kdf, enc})}, data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimSuffix(c.KeyFile, ".key") + "-encrypted.key"
+	writeFile(t, path, pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: der}))
+	return path
+}
+
+func pemBlock(t testing.TB, data []byte) []byte {
+	t.Helper()
+	b, _ := pem.Decode(data)
+	if b == nil {
+		t.Fatal("no PEM block")
+	}
+	return b.Bytes
 }
 
 func safeName(s string) string {
@@ -421,20 +481,34 @@ func scramHash(mech string) func() hash.Hash {
 	return sha256.New
 }
 
+// upsertSCRAM gives kfake the SCRAM users with the salts the checker
+// knows. A user of one SCRAM mechanism is given to kfake under both, so
+// that kfake never closes the connection on its own: the checker answers a
+// client that uses the other mechanism with SASL_AUTHENTICATION_FAILED.
 func (a *saslAuth) upsertSCRAM(t testing.TB, adm *kadm.Client) {
 	t.Helper()
-	for mech, users := range a.users {
-		var m kadm.ScramMechanism
-		switch mech {
-		case "SCRAM-SHA-256":
-			m = kadm.ScramSha256
-		case "SCRAM-SHA-512":
+	for _, mech := range []string{"SCRAM-SHA-256", "SCRAM-SHA-512"} {
+		m := kadm.ScramSha256
+		if mech == "SCRAM-SHA-512" {
 			m = kadm.ScramSha512
-		default:
-			continue
+		}
+		users := map[string]string{}
+		for _, mm := range []string{"SCRAM-SHA-256", "SCRAM-SHA-512"} {
+			for user, pass := range a.users[mm] {
+				if _, own := a.users[mech][user]; !own || mm == mech {
+					users[user] = pass
+				}
+			}
 		}
 		for user, pass := range users {
+			a.mu.Lock()
 			salt := a.salts[mech+"/"+user]
+			if salt == nil {
+				salt = make([]byte, 16)
+				rand.Read(salt)
+				a.salts[mech+"/"+user] = salt
+			}
+			a.mu.Unlock()
 			h := scramHash(mech)
 			salted, err := pbkdf2.Key(h, pass, salt, scramIterations, h().Size())
 			if err != nil {
@@ -556,5 +630,58 @@ func (a *saslAuth) check(req *kmsg.SASLAuthenticateRequest) (kmsg.Response, erro
 			return failed(req, "PLAIN")
 		}
 		return nil, nil, false
+	}
+}
+
+// SASLExchange is what a broker started by KafkaSASLExchange saw of one
+// SASL authentication.
+type SASLExchange struct {
+	Mechanism string
+	// Auth is the client's first (and, for OAUTHBEARER and AWS_MSK_IAM,
+	// only) SaslAuthenticate message.
+	Auth []byte
+}
+
+// KafkaSASLExchange starts a plaintext broker that accepts the SASL
+// mechanisms kfake does not implement (OAUTHBEARER, AWS_MSK_IAM): check is
+// called with each client's authentication message and answers it, as the
+// server's reply bytes when ok, or as SASL_AUTHENTICATION_FAILED with
+// errMsg. A client that skips SASL is served too: the broker records the
+// exchange but does not enforce it.
+func KafkaSASLExchange(t testing.TB, mechanism string, check func(auth []byte) (reply []byte, errMsg string)) (*Cluster, func() []SASLExchange) {
+	t.Helper()
+	c := Kafka(t, 1)
+	var mu sync.Mutex
+	var seen []SASLExchange
+	c.fake.ControlKey(int16(kmsg.SASLHandshake), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.fake.KeepControl()
+		r := req.(*kmsg.SASLHandshakeRequest)
+		resp := r.ResponseKind().(*kmsg.SASLHandshakeResponse)
+		if r.Mechanism != mechanism {
+			resp.ErrorCode = kerr.UnsupportedSaslMechanism.Code
+			resp.SupportedMechanisms = []string{mechanism}
+		}
+		return resp, nil, true
+	})
+	c.fake.ControlKey(int16(kmsg.SASLAuthenticate), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		c.fake.KeepControl()
+		r := req.(*kmsg.SASLAuthenticateRequest)
+		resp := r.ResponseKind().(*kmsg.SASLAuthenticateResponse)
+		mu.Lock()
+		seen = append(seen, SASLExchange{Mechanism: mechanism, Auth: bytes.Clone(r.SASLAuthBytes)})
+		mu.Unlock()
+		reply, errMsg := check(r.SASLAuthBytes)
+		if errMsg != "" {
+			resp.ErrorCode = kerr.SaslAuthenticationFailed.Code
+			resp.ErrorMessage = &errMsg
+			return resp, nil, true
+		}
+		resp.SASLAuthBytes = reply
+		return resp, nil, true
+	})
+	return c, func() []SASLExchange {
+		mu.Lock()
+		defer mu.Unlock()
+		return append([]SASLExchange(nil), seen...)
 	}
 }
