@@ -57,14 +57,20 @@ func (f *Function) Name() FunctionName { return f.name }
 // for an event). Errors say whether retrying can help:
 //
 //   - a function error (X-Amz-Function-Error) is a plain error naming the
-//     error type and message the function returned;
-//   - 413 (RequestEntityTooLargeException) is Permanent and matches
-//     ErrRequestTooLarge;
-//   - 429 (TooManyRequestsException), 5xx, 408 and 409 (a function being
-//     updated) are plain errors, with the delay of a Retry-After header;
+//     error type and message the function returned; it carries the status
+//     and the function error for the on-failure record
+//     (pipeline.StatusCoder, pipeline.FunctionErrorer);
+//   - 413 (RequestEntityTooLargeException) is pipeline.TooLarge (permanent,
+//     MaximumPayloadSizeExceeded) and matches ErrRequestTooLarge;
+//   - 429 (TooManyRequestsException), 5xx and 409 (ResourceConflict: the
+//     function is being updated) are plain errors, with the delay of a
+//     Retry-After header;
 //   - any other 4xx (no such function, access denied, invalid payload) is
-//     Permanent;
+//     permanent, as awscfg.Classify says (but expired credentials and
+//     request timeouts);
 //   - no answer at all (connection refused, timeout) is a plain error.
+//
+// Every error of an answer carries its status (pipeline.StatusCoder).
 func (f *Function) Invoke(ctx context.Context, payload []byte, async bool) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
@@ -84,7 +90,8 @@ func (f *Function) Invoke(ctx context.Context, payload []byte, async bool) ([]by
 		return nil, f.classify(err)
 	}
 	if out.FunctionError != nil {
-		return nil, fmt.Errorf("invoking lambda %s: function error (%s): %s", f.name, *out.FunctionError, snippet(out.Payload, 512))
+		return nil, &functionError{fmt.Errorf("invoking lambda %s: function error (%s): %s", f.name, *out.FunctionError, snippet(out.Payload, 512)),
+			int(out.StatusCode), *out.FunctionError}
 	}
 	return out.Payload, nil
 }
@@ -95,6 +102,33 @@ type tooLargeError struct{ error }
 func (e tooLargeError) Unwrap() error        { return e.error }
 func (e tooLargeError) Is(target error) bool { return target == ErrRequestTooLarge }
 
+// statusError is an invocation Lambda refused, with the status of its
+// answer (for the on-failure record's responseContext).
+type statusError struct {
+	error
+	status int
+}
+
+func (e *statusError) Unwrap() error   { return e.error }
+func (e *statusError) StatusCode() int { return e.status }
+
+// functionError is an invocation whose function failed
+// (X-Amz-Function-Error).
+type functionError struct {
+	error
+	status int
+	kind   string
+}
+
+func (e *functionError) Unwrap() error         { return e.error }
+func (e *functionError) StatusCode() int       { return e.status }
+func (e *functionError) FunctionError() string { return e.kind }
+
+var (
+	_ pipeline.StatusCoder     = (*statusError)(nil)
+	_ pipeline.FunctionErrorer = (*functionError)(nil)
+)
+
 func (f *Function) classify(err error) error {
 	err = fmt.Errorf("invoking lambda %s: %w", f.name, err)
 	var re *awshttp.ResponseError
@@ -102,20 +136,20 @@ func (f *Function) classify(err error) error {
 		return err // no answer: retried
 	}
 	status := re.HTTPStatusCode()
+	err = &statusError{err, status}
 	switch {
 	case status == http.StatusRequestEntityTooLarge:
-		return pipeline.Permanent(tooLargeError{err})
+		return pipeline.TooLarge(tooLargeError{err})
+	case status == http.StatusConflict:
+		// ResourceConflictException: the function is being updated.
+		return err
 	case status == http.StatusTooManyRequests || status >= 500:
 		if d := retryAfter(re.Response.Header.Get("Retry-After"), time.Now()); d > 0 {
 			return pipeline.RetryAfter(err, d)
 		}
 		return err
-	case status == http.StatusRequestTimeout || status == http.StatusConflict:
-		return err
-	case status >= 400:
-		return pipeline.Permanent(err)
 	}
-	return err
+	return awscfg.Classify(err)
 }
 
 // retryAfter parses a Retry-After header: seconds or an HTTP date.

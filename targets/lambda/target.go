@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/pipe-run/pipe/internal/awscfg/batch"
 	"github.com/pipe-run/pipe/pipeline"
 )
 
@@ -20,7 +21,11 @@ type target struct {
 	logger *slog.Logger
 }
 
-var _ pipeline.Target = (*target)(nil)
+var (
+	_ pipeline.Target    = (*target)(nil)
+	_ pipeline.Describer = (*target)(nil)
+	_ pipeline.Previewer = (*target)(nil)
+)
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
 
@@ -47,14 +52,13 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 	}
 	state := make([]uint8, n)
 	var (
-		blocked  map[partitionID]bool // partitions with a reported failure: their later records wait
-		stopErr  error                // an invocation failed: the rest waits for the retry
-		itemErr  error                // the first partial batch response
-		refused  bool                 // Lambda answered 413 for a record on its own
-		sub      = pipeline.Batch{EventSource: b.EventSource, BootstrapServers: b.BootstrapServers}
-		idx      []int // index in b of each record of sub
-		limit    = t.limit
-		overhead = pipeline.EnvelopeOverhead(b.EventSource, b.BootstrapServers) - 1
+		blocked map[partitionID]bool // partitions with a reported failure: their later records wait
+		stopErr error                // an invocation failed: the rest waits for the retry
+		itemErr error                // the first partial batch response
+		refused error                // Lambda's 413 answer for a record on its own
+		sub     = pipeline.Batch{EventSource: b.EventSource, BootstrapServers: b.BootstrapServers}
+		idx     []int // index in b of each record of sub
+		limit   = t.limit
 	)
 	bp := bufPool.Get().(*[]byte)
 	buf := (*bp)[:0]
@@ -63,34 +67,8 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 		bufPool.Put(bp)
 	}()
 	for i := 0; i < n && stopErr == nil; {
-		// The next invocation: records in order, skipping the blocked
-		// partitions and the records too large on their own, up to limit.
-		sub.Records, idx = sub.Records[:0], idx[:0]
-		size := overhead
-		j := i
-		for ; j < n; j++ {
-			r := &b.Records[j]
-			if blocked[partitionID{r.Topic, r.Partition}] {
-				state[j] = retry
-				continue
-			}
-			add := pipeline.RecordSize(r) + 1
-			if len(sub.Records) == 0 || sub.Records[len(sub.Records)-1].Partition != r.Partition || sub.Records[len(sub.Records)-1].Topic != r.Topic {
-				add += pipeline.PartitionOverhead(r.Topic, r.Partition) - 1
-			}
-			if len(sub.Records) == 0 {
-				if size+add > t.limit {
-					state[j] = tooLarge
-					continue
-				}
-			} else if size+add > limit {
-				break
-			}
-			sub.Records = append(sub.Records, *r)
-			idx = append(idx, j)
-			size += add
-		}
-		i = j
+		var size int
+		i, size, idx = t.next(b, i, limit, state, blocked, &sub, idx)
 		if len(sub.Records) == 0 {
 			continue
 		}
@@ -104,7 +82,7 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 			continue
 		case errors.Is(err, ErrRequestTooLarge):
 			state[idx[0]] = tooLarge
-			refused = true
+			refused = err
 			continue
 		case err != nil:
 			stopErr = err
@@ -127,8 +105,8 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 			}
 			if len(failed) > 0 && itemErr == nil {
 				r := &sub.Records[failed[0]]
-				itemErr = fmt.Errorf("lambda %s reported failed records in its batchItemFailures, the first %s-%d offset %d; retrying them and the later records of their partitions",
-					t.fn.name, r.Topic, r.Partition, r.Offset)
+				itemErr = fmt.Errorf("lambda %s reported failed records in its batchItemFailures, the first %s; retrying them and the later records of their partitions",
+					t.fn.name, batch.RecordID(r))
 			}
 			continue
 		}
@@ -162,7 +140,7 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 	case itemErr != nil:
 		err = itemErr
 	case len(large) > 0:
-		err = pipeline.Permanent(t.oversized(b, large, refused))
+		err = pipeline.TooLarge(t.oversized(b, large, refused))
 	default:
 		return nil
 	}
@@ -172,8 +150,67 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 	return pipeline.RetryOnly(err, failed)
 }
 
+// next collects in sub the records of the next invocation from index i
+// on: in order, leaving out those of blocked partitions (marked retry) and
+// those too large on their own (marked tooLarge), while the envelope stays
+// within limit. It returns the index after the last record looked at, the
+// envelope's size and the index in b of each record of sub.
+func (t *target) next(b *pipeline.Batch, i, limit int, state []uint8, blocked map[partitionID]bool, sub *pipeline.Batch, idx []int) (int, int, []int) {
+	sub.Records, idx = sub.Records[:0], idx[:0]
+	size := pipeline.EnvelopeOverhead(b.EventSource, b.BootstrapServers) - 1
+	j := i
+	for ; j < len(b.Records); j++ {
+		r := &b.Records[j]
+		if blocked[partitionID{r.Topic, r.Partition}] {
+			state[j] = retry
+			continue
+		}
+		add := pipeline.RecordSize(r) + 1
+		if len(sub.Records) == 0 || sub.Records[len(sub.Records)-1].Partition != r.Partition || sub.Records[len(sub.Records)-1].Topic != r.Topic {
+			add += pipeline.PartitionOverhead(r.Topic, r.Partition) - 1
+		}
+		if len(sub.Records) == 0 {
+			if size+add > t.limit {
+				state[j] = tooLarge
+				continue
+			}
+		} else if size+add > limit {
+			break
+		}
+		sub.Records = append(sub.Records, *r)
+		idx = append(idx, j)
+		size += add
+	}
+	return j, size, idx
+}
+
+// Preview returns the invocations Deliver would make for b when every one
+// succeeds; records too large on their own are in none.
+func (t *target) Preview(b *pipeline.Batch, _ *pipeline.TemplateContext) []pipeline.Request {
+	invocation := "RequestResponse"
+	if t.async {
+		invocation = "Event"
+	}
+	attrs := map[string]string{"FunctionName": t.fn.name.Name, "InvocationType": invocation}
+	if t.fn.name.Qualifier != "" {
+		attrs["Qualifier"] = t.fn.name.Qualifier
+	}
+	state := make([]uint8, len(b.Records))
+	sub := pipeline.Batch{EventSource: b.EventSource, BootstrapServers: b.BootstrapServers}
+	var reqs []pipeline.Request
+	for i := 0; i < len(b.Records); {
+		var idx []int
+		i, _, idx = t.next(b, i, t.limit, state, nil, &sub, nil)
+		if len(idx) > 0 {
+			reqs = append(reqs, pipeline.Request{Records: idx, Summary: "Invoke " + t.fn.name.String(),
+				Attributes: attrs, Body: pipeline.AppendEnvelope(nil, &sub)})
+		}
+	}
+	return reqs
+}
+
 // oversized names the records too large to invoke the function with.
-func (t *target) oversized(b *pipeline.Batch, large []int, refused bool) error {
+func (t *target) oversized(b *pipeline.Batch, large []int, refused error) error {
 	var names []string
 	for i, k := range large {
 		if i == 5 {
@@ -181,13 +218,16 @@ func (t *target) oversized(b *pipeline.Batch, large []int, refused bool) error {
 			break
 		}
 		r := &b.Records[k]
-		names = append(names, fmt.Sprintf("%s-%d offset %d", r.Topic, r.Partition, r.Offset))
+		names = append(names, batch.RecordID(r))
 	}
-	why := fmt.Sprintf("its envelope alone passes the %d-byte payload limit", t.limit)
-	if refused {
-		why = "its envelope alone passes the payload limit, or Lambda refused it as too large (413)"
+	what := fmt.Sprintf("lambda %s: record %s too large", t.fn.name, strings.Join(names, ", "))
+	if refused != nil {
+		return fmt.Errorf("%s: its envelope alone passes the %d-byte payload limit, or Lambda refused it: %w", what, t.limit, refused)
 	}
-	return fmt.Errorf("lambda %s: MaximumPayloadSizeExceeded: record %s: %s", t.fn.name, strings.Join(names, ", "), why)
+	return fmt.Errorf("%s: its envelope alone passes the %d-byte payload limit", what, t.limit)
 }
+
+// Describe names the function in on-failure records.
+func (t *target) Describe() string { return t.fn.name.String() }
 
 func (t *target) Close() error { return nil }

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipe-run/pipe/internal/backoff"
 	"github.com/pipe-run/pipe/internal/testenv"
 	"github.com/pipe-run/pipe/pipeline"
 	"github.com/pipe-run/pipe/targets/lambda"
@@ -119,6 +122,11 @@ func TestFunctionError(t *testing.T) {
 	if _, partial := pipeline.RetryOnlyOf(err); partial {
 		t.Errorf("a function error fails only part of the batch: %v", err)
 	}
+	var fe pipeline.FunctionErrorer
+	var sc pipeline.StatusCoder
+	if !errors.As(err, &fe) || fe.FunctionError() != "Unhandled" || !errors.As(err, &sc) || sc.StatusCode() != 200 {
+		t.Errorf("the error does not carry the function error and status for the on-failure record")
+	}
 	for _, want := range []string{"orders", "Unhandled", "boom on order 7"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
@@ -145,6 +153,7 @@ func TestServiceErrors(t *testing.T) {
 		{status: 409, errType: "ResourceConflictException"},
 		{status: 400, errType: "InvalidRequestContentException", permanent: true},
 		{status: 403, errType: "AccessDeniedException", permanent: true},
+		{status: 403, errType: "ExpiredTokenException"},
 		{status: 404, errType: "ResourceNotFoundException", permanent: true},
 	} {
 		t.Run(fmt.Sprintf("%d %s %v", tc.status, tc.errType, tc.header), func(t *testing.T) {
@@ -167,6 +176,14 @@ func TestServiceErrors(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), tc.errType) || !strings.Contains(err.Error(), fmt.Sprint(tc.status)) {
 				t.Errorf("error %q does not name %d %s", err, tc.status, tc.errType)
+			}
+			var sc pipeline.StatusCoder
+			if !errors.As(err, &sc) || sc.StatusCode() != tc.status {
+				t.Errorf("the error does not carry the status %d", tc.status)
+			}
+			var fe pipeline.FunctionErrorer
+			if errors.As(err, &fe) {
+				t.Errorf("a service error passes for a function error")
 			}
 		})
 	}
@@ -228,10 +245,14 @@ func TestTooLargeRecord(t *testing.T) {
 	t.Run("alone", func(t *testing.T) {
 		b := batch(rec(3, 40, "big", strings.Repeat("x", 30_000)))
 		err := tg.Deliver(context.Background(), b)
-		if !pipeline.IsPermanent(err) || !errors.Is(err, lambda.ErrRequestTooLarge) && !strings.Contains(err.Error(), "MaximumPayloadSizeExceeded") {
-			t.Fatalf("got %v, want a permanent MaximumPayloadSizeExceeded", err)
+		if !pipeline.IsTooLarge(err) || !pipeline.IsPermanent(err) || !errors.Is(err, lambda.ErrRequestTooLarge) {
+			t.Fatalf("got %v, want a permanent MaximumPayloadSizeExceeded (pipeline.TooLarge)", err)
 		}
-		if !strings.Contains(err.Error(), "orders-3 offset 40") {
+		var sc pipeline.StatusCoder
+		if !errors.As(err, &sc) || sc.StatusCode() != 413 {
+			t.Errorf("the error does not carry the 413 status")
+		}
+		if !strings.Contains(err.Error(), "orders/3/40") {
 			t.Errorf("error %q does not name the record", err)
 		}
 	})
@@ -252,8 +273,8 @@ func TestTooLargeRecord(t *testing.T) {
 		if !partial || !reflect.DeepEqual(failed, []int{7}) {
 			t.Fatalf("got %v (failed %v), want only record 7 to fail", err, failed)
 		}
-		if !pipeline.IsPermanent(err) || !strings.Contains(err.Error(), "orders-1 offset 107") {
-			t.Errorf("got %v, want a permanent failure naming orders-1 offset 107", err)
+		if !pipeline.IsTooLarge(err) || !strings.Contains(err.Error(), "orders/1/107") {
+			t.Errorf("got %v, want a MaximumPayloadSizeExceeded failure naming orders/1/107", err)
 		}
 		// Every other record reached the function exactly once, in order.
 		var got []string
@@ -313,8 +334,8 @@ func TestSplit(t *testing.T) {
 	b = batch(rec(0, 1, "a", "small"), rec(0, 2, "huge", strings.Repeat("h", 5_000_000)), rec(0, 3, "c", "small"))
 	err := tg.Deliver(context.Background(), b)
 	failed, _ := pipeline.RetryOnlyOf(err)
-	if !pipeline.IsPermanent(err) || !slices.Equal(failed, []int{1}) || !strings.Contains(err.Error(), "orders-0 offset 2") {
-		t.Fatalf("got %v (failed %v), want a permanent failure of orders-0 offset 2 only", err, failed)
+	if !pipeline.IsTooLarge(err) || !slices.Equal(failed, []int{1}) || !strings.Contains(err.Error(), "orders/0/2") {
+		t.Fatalf("got %v (failed %v), want a MaximumPayloadSizeExceeded failure of orders/0/2 only", err, failed)
 	}
 	got = nil
 	for _, inv := range api.Requests()[before:] {
@@ -468,5 +489,100 @@ func TestPartialResponseHTTPStatus(t *testing.T) {
 	api := testenv.StartLambdaAPI(t, func(testenv.LambdaRequest) testenv.LambdaAnswer { return testenv.LambdaAnswer{Status: http.StatusOK} })
 	if err := newTarget(t, api.Endpoint, "functionName: orders", "reportBatchItemFailures: true").Deliver(context.Background(), batch(rec(0, 1, "a", "1"))); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// captured is an on-failure destination that keeps what it gets.
+type captured struct{ failures []*pipeline.Failure }
+
+func (c *captured) Send(_ context.Context, f *pipeline.Failure) error {
+	c.failures = append(c.failures, f)
+	return nil
+}
+func (c *captured) Close() error { return nil }
+
+// TestOnFailureRecords runs the target in a pipe with an on-failure
+// destination: a record too large is given up as
+// MaximumPayloadSizeExceeded while the others are delivered; a function
+// error, once retries are exhausted, leaves Lambda's response context.
+func TestOnFailureRecords(t *testing.T) {
+	api := testenv.StartLambdaAPI(t, func(inv testenv.LambdaRequest) testenv.LambdaAnswer {
+		switch {
+		case len(inv.Body) > 20_000:
+			return testenv.LambdaAnswer{Status: 413, ErrorType: "RequestEntityTooLargeException"}
+		case bytes.Contains(inv.Body, []byte(`"offset":77`)):
+			return testenv.LambdaAnswer{FunctionError: "Unhandled", Body: `{"errorMessage":"bad order","errorType":"Error"}`}
+		}
+		return testenv.LambdaAnswer{Body: "null"}
+	})
+	tg := newTarget(t, api.Endpoint, "functionName: orders:live")
+	dest := &captured{}
+	p := &pipeline.Pipe{Name: "test", Target: tg, MaxRetries: 1, OnFailure: dest,
+		Backoff: backoff.Policy{Initial: time.Millisecond, Max: time.Millisecond}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ctx := context.Background()
+
+	b := batch(rec(0, 1, "a", "small"), rec(0, 2, "big", strings.Repeat("x", 30_000)), rec(0, 3, "c", "small"))
+	if err := p.Handle(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if len(dest.failures) != 1 || dest.failures[0].Condition != pipeline.MaximumPayloadSizeExceeded ||
+		!slices.Equal(coords(dest.failures[0].Batch), coords(b, 1)) {
+		t.Fatalf("on-failure records %+v, want orders-0/2 as MaximumPayloadSizeExceeded", dest.failures)
+	}
+	var got []string
+	for _, inv := range api.Requests() {
+		if len(inv.Body) <= 20_000 {
+			got = append(got, envelopeRecords(t, inv.Body)...)
+		}
+	}
+	if !slices.Equal(got, coords(b, 0, 2)) {
+		t.Errorf("the function got %v, want the two small records once each", got)
+	}
+
+	dest.failures = nil
+	b = batch(rec(4, 77, "a", "1"))
+	if err := p.Handle(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	if len(dest.failures) != 1 || dest.failures[0].Condition != pipeline.RetryAttemptsExhausted || dest.failures[0].Attempts != 2 {
+		t.Fatalf("on-failure records %+v, want one RetryAttemptsExhausted after 2 attempts", dest.failures)
+	}
+	rec := string(pipeline.AppendFailureRecord(nil, dest.failures[0], false))
+	for _, want := range []string{`"functionArn":"orders:live"`, `"responseContext":{"statusCode":200,"executedVersion":"$LATEST","functionError":"Unhandled"}`, "bad order"} {
+		if !strings.Contains(rec, want) {
+			t.Errorf("on-failure record %s lacks %s", rec, want)
+		}
+	}
+}
+
+func TestPreview(t *testing.T) {
+	awsEnv(t)
+	tg := newTarget(t, "http://127.0.0.1:1", "functionName: orders", "qualifier: live")
+	var recs []pipeline.Record
+	for i := range 5 {
+		recs = append(recs, rec(int32(i/3), int64(i), "k", strings.Repeat("p", 2_000_000)))
+	}
+	recs = append(recs, rec(1, 9, "huge", strings.Repeat("h", 5_000_000)))
+	b := batch(recs...)
+	reqs := tg.(pipeline.Previewer).Preview(b, nil)
+	var got [][]int
+	for _, r := range reqs {
+		got = append(got, r.Records)
+		if r.Summary != "Invoke orders:live" || r.Attributes["Qualifier"] != "live" || r.Attributes["InvocationType"] != "RequestResponse" {
+			t.Errorf("request %q %v", r.Summary, r.Attributes)
+		}
+		sub := batch()
+		for _, i := range r.Records {
+			sub.Records = append(sub.Records, b.Records[i])
+		}
+		if !bytes.Equal(r.Body, pipeline.AppendEnvelope(nil, sub)) {
+			t.Errorf("the body of %v is not the envelope of its records", r.Records)
+		}
+	}
+	if fmt.Sprint(got) != "[[0 1] [2 3] [4]]" {
+		t.Errorf("preview invocations %v, want [[0 1] [2 3] [4]] (record 5 is too large alone)", got)
+	}
+	if d := tg.(pipeline.Describer).Describe(); d != "orders:live" {
+		t.Errorf("Describe() = %q", d)
 	}
 }
