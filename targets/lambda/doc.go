@@ -26,8 +26,13 @@
 //     Other 4xx answers (no such function, access denied) are permanent.
 //   - A record whose envelope alone passes the limit, or that Lambda refuses
 //     as too large (413) on its own, is a permanent failure of that record
-//     (MaximumPayloadSizeExceeded, naming topic, partition and offset); the
-//     other records are still delivered.
+//     (pipeline.TooLarge: its on-failure condition is
+//     MaximumPayloadSizeExceeded; the error names topic, partition and
+//     offset); the other records are still delivered.
+//   - Errors carry what the on-failure record reports: the status of
+//     Lambda's answer and the function error (pipeline.StatusCoder,
+//     pipeline.FunctionErrorer); the target names itself by its function
+//     (Describe).
 //   - With reportBatchItemFailures, the answer is read as a partial batch
 //     response (REFERENCE section 3):
 //     {"batchItemFailures": [{"itemIdentifier": {"partition": "<topic>-<n>",

@@ -144,7 +144,10 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 	default:
 		return nil
 	}
-	if len(failed) == n {
+	if len(failed) == n && stopErr != nil {
+		// No record was delivered: the batch failed as a whole, and the
+		// runner may run the stages again. A partial batch response naming
+		// every record still retries the target only.
 		return err
 	}
 	return pipeline.RetryOnly(err, failed)

@@ -403,6 +403,7 @@ func TestBatchItemFailures(t *testing.T) {
 		{name: "first of partition", answer: `{"batchItemFailures":[` + item("orders-1", 20) + `]}`, failed: []int{3, 4}},
 		{name: "last", answer: `{"batchItemFailures":[` + item("orders-2", 30) + `]}`, failed: []int{5}},
 		{name: "several", answer: `{"batchItemFailures":[` + item("orders-1", 21) + "," + item("orders-0", 12) + "," + item("orders-0", 10) + `]}`, failed: []int{0, 1, 2, 4}},
+		{name: "every record", answer: `{"batchItemFailures":[` + item("orders-2", 30) + "," + item("orders-1", 20) + "," + item("orders-0", 10) + "," + item("my-topic-0", 7) + `]}`, failed: []int{0, 1, 2, 3, 4, 5, 6}},
 		{name: "dashed topic", answer: `{"batchItemFailures":[` + item("my-topic-0", 7) + `]}`, failed: []int{6}},
 		{name: "not JSON", answer: `batch done`, whole: true},
 		{name: "truncated", answer: `{"batchItemFailures":[`, whole: true},
