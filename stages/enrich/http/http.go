@@ -108,20 +108,11 @@ type caller struct {
 // checkRedirect follows only 307 and 308, which repeat the POST with its
 // body; the configured headers are not sent to another host.
 func (c *caller) checkRedirect(req *http.Request, via []*http.Request) error {
-	var stop error
-	switch {
-	case req.Response == nil || req.Response.StatusCode != http.StatusTemporaryRedirect && req.Response.StatusCode != http.StatusPermanentRedirect:
-		stop = http.ErrUseLastResponse
-	case len(via) >= 10:
-		stop = errors.New("stopped after 10 redirects")
+	if req.Response == nil || req.Response.StatusCode != http.StatusTemporaryRedirect && req.Response.StatusCode != http.StatusPermanentRedirect {
+		return http.ErrUseLastResponse
 	}
-	if stop != nil {
-		// The client does not close the body it made for a request it
-		// will not send.
-		if req.Body != nil {
-			req.Body.Close()
-		}
-		return stop
+	if len(via) >= 10 {
+		return errors.New("stopped after 10 redirects")
 	}
 	if first := via[0].URL; req.URL.Host != first.Host || req.URL.Scheme != first.Scheme {
 		for k := range c.header {
@@ -167,7 +158,7 @@ func (c *caller) Call(ctx context.Context, payload []byte) ([]byte, error) {
 		return answer, nil
 	}
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
-	err = fmt.Errorf("%s: status %d: %s", c.where, resp.StatusCode, strings.TrimSpace(string(snippet)))
+	err = &statusError{fmt.Errorf("%s: status %d: %s", c.where, resp.StatusCode, strings.TrimSpace(string(snippet))), resp.StatusCode}
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 		if d := retryAfter(resp.Header.Get("Retry-After"), time.Now()); d > 0 {
 			return nil, pipeline.RetryAfter(err, d)
@@ -176,6 +167,18 @@ func (c *caller) Call(ctx context.Context, payload []byte) ([]byte, error) {
 	}
 	return nil, pipeline.Permanent(err)
 }
+
+// statusError is an answer other than 2xx; its status goes to the
+// on-failure record.
+type statusError struct {
+	error
+	status int
+}
+
+func (e *statusError) Unwrap() error   { return e.error }
+func (e *statusError) StatusCode() int { return e.status }
+
+var _ pipeline.StatusCoder = (*statusError)(nil)
 
 // body is a request body that says when the transport closed it.
 type body struct {

@@ -3,6 +3,7 @@ package http_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -206,6 +207,10 @@ func TestStatus(t *testing.T) {
 			}
 			if !strings.Contains(err.Error(), fmt.Sprint(tc.status)) {
 				t.Errorf("error %q does not name the status", err)
+			}
+			var sc pipeline.StatusCoder
+			if !errors.As(err, &sc) || sc.StatusCode() != tc.status {
+				t.Errorf("the error does not carry the status %d", tc.status)
 			}
 		})
 	}

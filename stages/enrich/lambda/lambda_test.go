@@ -57,6 +57,12 @@ const pipeYAML = `pipes:
 // builds it, and returns the pipe's enrichment stage.
 func build(t *testing.T, endpoint string, lines ...string) pipeline.Stage {
 	t.Helper()
+	return buildPipe(t, endpoint, lines...).Stages[0]
+}
+
+// buildPipe is build returning the whole pipe.
+func buildPipe(t *testing.T, endpoint string, lines ...string) *pipeline.Pipe {
+	t.Helper()
 	awsEnv(t, endpoint)
 	for i, l := range lines {
 		lines[i] = "        " + l
@@ -72,7 +78,44 @@ func build(t *testing.T, endpoint string, lines ...string) pipeline.Stage {
 	if len(pipes) != 1 || len(pipes[0].Stages) != 1 {
 		t.Fatalf("Build made %d pipes, the first with %d stages; want one enrichment stage", len(pipes), len(pipes[0].Stages))
 	}
-	return pipes[0].Stages[0]
+	return pipes[0]
+}
+
+// capture is a target that keeps the batches it gets.
+type capture struct{ batches []*pipeline.Batch }
+
+func (c *capture) Deliver(_ context.Context, b *pipeline.Batch) error {
+	c.batches = append(c.batches, &pipeline.Batch{EventSource: b.EventSource, BootstrapServers: b.BootstrapServers,
+		Records: append([]pipeline.Record(nil), b.Records...)})
+	return nil
+}
+func (c *capture) Close() error { return nil }
+
+// TestPipeHandle: the runner hands the target what the enrichment
+// answered; an answer with nothing to deliver completes the batch without
+// calling the target.
+func TestPipeHandle(t *testing.T) {
+	fn := testenv.StartLambda(t, testenv.LambdaOptions{Mode: "reply"})
+	p := buildPipe(t, fn.Endpoint, "functionName: "+testenv.LambdaFunction)
+	tg := &capture{}
+	p.Target = tg
+	fn.SetReply(t, []byte(`[{"n":1},null,{"n":3}]`))
+	if err := p.Handle(context.Background(), testBatch()); err != nil {
+		t.Fatal(err)
+	}
+	if len(tg.batches) != 1 || values(tg.batches[0]) != `orders-0/5 k5={"n":1} 1; orders-1/2 k2={"n":3} 0` {
+		t.Fatalf("the target got %d batches: %v", len(tg.batches), tg.batches)
+	}
+	fn.SetReply(t, []byte(`{}`))
+	if err := p.Handle(context.Background(), testBatch()); err != nil {
+		t.Fatal(err)
+	}
+	if len(tg.batches) != 1 {
+		t.Errorf("the target was called for an enrichment answer with nothing to deliver")
+	}
+	if n := len(fn.Events(t)); n != 2 {
+		t.Errorf("the function was invoked %d times, want 2", n)
+	}
 }
 
 func testBatch() *pipeline.Batch {
