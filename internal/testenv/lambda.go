@@ -3,7 +3,6 @@ package testenv
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -361,26 +360,6 @@ func (l *Lambda) SetReply(t testing.TB, reply []byte) {
 	defer l.mu.Unlock()
 	if err := os.WriteFile(l.reply, reply, 0o644); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// WaitEvents waits until the function received at least n events (an
-// asynchronous invocation may finish after the call returned) and returns
-// them.
-func (l *Lambda) WaitEvents(t testing.TB, n int, timeout time.Duration) []LambdaEvent {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	for {
-		evs := l.Events(t)
-		if len(evs) >= n {
-			return evs
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the function received %d events, want %d", len(evs), n)
-		case <-time.After(20 * time.Millisecond):
-		}
 	}
 }
 

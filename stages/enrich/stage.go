@@ -103,7 +103,3 @@ func ParseInputTemplate(src string) (*pipeline.Template, *pipeline.FieldProblem)
 	}
 	return t, nil
 }
-
-// InputTemplateDoc documents the inputTemplate setting of every
-// enrichment kind.
-const InputTemplateDoc = "An EventBridge Pipes input template (<$.value.orderId>, <aws.pipes.event.json> ...) rendered per record: the request is then a JSON array of the renderings (a JSON template's as it is, any other's as a JSON string) instead of the batch envelope."
