@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 	"unsafe"
@@ -33,6 +34,7 @@ type target struct {
 var (
 	_ pipeline.Target    = (*target)(nil)
 	_ pipeline.Describer = (*target)(nil)
+	_ pipeline.Previewer = (*target)(nil)
 )
 
 func newTarget(c *Config, env pipeline.Env) (*target, error) {
@@ -123,16 +125,29 @@ type batchState struct {
 // each call within 256 KiB, and reports the records EventBridge did not
 // accept; see the package doc for what is retried.
 func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
-	c := t.pool.Get().(*chunk)
-	defer t.pool.Put(c)
-	s := &batchState{recs: b.Records, tctx: t.tctx, detailType: t.cfg.detailType, f: batch.Failures{What: t.what}}
+	s, err := t.state(b, t.tctx)
+	if err != nil {
+		return err
+	}
+	return t.run(ctx, s, t.put)
+}
+
+func (t *target) state(b *pipeline.Batch, tctx pipeline.TemplateContext) (*batchState, error) {
+	s := &batchState{recs: b.Records, tctx: tctx, detailType: t.cfg.detailType, f: batch.Failures{What: t.what}}
 	if t.cfg.DetailType == "" {
 		var err error
 		if s.detailType, err = pipeline.ParseParam("Event from " + b.EventSource); err != nil {
-			return pipeline.Permanent(fmt.Errorf("%s: default detail type: %w", t.what, err))
+			return nil, pipeline.Permanent(fmt.Errorf("%s: default detail type: %w", t.what, err))
 		}
 	}
-	recs := b.Records
+	return s, nil
+}
+
+// run builds the calls of a batch and makes them with put.
+func (t *target) run(ctx context.Context, s *batchState, put func(context.Context, *chunk, *batchState) error) error {
+	c := t.pool.Get().(*chunk)
+	defer t.pool.Put(c)
+	recs := s.recs
 	for i := 0; i < len(recs); {
 		c.reset()
 		for ; i < len(recs) && len(c.idx) < MaxEntries; i++ {
@@ -148,7 +163,7 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 		if len(c.idx) == 0 {
 			continue
 		}
-		if err := t.put(ctx, c, s); err != nil {
+		if err := put(ctx, c, s); err != nil {
 			err = awscfg.Classify(err)
 			s.f.FailCall(c.idx, recs, err)
 			if !pipeline.IsPermanent(err) {
@@ -162,6 +177,49 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 		return err
 	}
 	return s.f.Err(len(recs))
+}
+
+// Preview says what Deliver would put, for `pipe test`: each event with its
+// source, detail type, resources and time, and the records that would fail
+// before any call.
+func (t *target) Preview(b *pipeline.Batch, tctx *pipeline.TemplateContext) []pipeline.Request {
+	s, err := t.state(b, *tctx)
+	if err != nil {
+		return []pipeline.Request{{Summary: "not sent", Body: []byte(err.Error())}}
+	}
+	s.f.KeepReasons()
+	var reqs []pipeline.Request
+	n := 0
+	t.run(context.Background(), s, func(_ context.Context, c *chunk, _ *batchState) error {
+		n++
+		for k, i := range c.idx {
+			e := &c.ents[k]
+			// Clones: the chunk's strings alias memory that the next call reuses.
+			attrs := map[string]string{"source": strings.Clone(c.text(e.source)), "detailType": strings.Clone(c.text(e.detailType)),
+				"eventBusName": t.cfg.EventBusName}
+			if e.hasTime {
+				attrs["time"] = e.time.UTC().Format(time.RFC3339Nano)
+			}
+			res := t.cfg.staticResources
+			if res == nil {
+				for _, sp := range c.res[e.res0:e.res1] {
+					res = append(res, strings.Clone(c.text(sp)))
+				}
+			}
+			if len(res) > 0 {
+				attrs["resources"] = strings.Join(res, ", ")
+			}
+			reqs = append(reqs, pipeline.Request{Records: []int{i}, Summary: fmt.Sprintf("PutEvents %s (call %d)", t.cfg.EventBusName, n),
+				Attributes: attrs, Body: []byte(c.text(e.detail))})
+		}
+		return nil
+	})
+	for i := range b.Records {
+		if why, ok := s.f.Reasons()[i]; ok {
+			reqs = append(reqs, pipeline.Request{Records: []int{i}, Summary: "not sent: fails permanently", Body: []byte(why)})
+		}
+	}
+	return reqs
 }
 
 // add renders record i as an event of the chunk. It returns false, leaving

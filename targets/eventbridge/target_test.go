@@ -426,3 +426,28 @@ func TestCallFailures(t *testing.T) {
 		t.Fatalf("missing bus: calls %v", calls)
 	}
 }
+
+// TestPreview: what `pipe test` shows, without a call.
+func TestPreview(t *testing.T) {
+	env(t)
+	s := newServer(t)
+	tg := build(t, s, "source: $.value.source", "resources: [$.value.arn]", "time: $.timestamp", `inputTemplate: '{"order": <$.value.id>}'`)
+	b := testBatch(3, 1)
+	b.Records[1].Value = []byte(`{"id":1}`)
+	tctx := pipeline.NewTemplateContext("test")
+	reqs := tg.Preview(b, &tctx)
+	if len(reqs) != 3 {
+		t.Fatalf("%d requests: %+v", len(reqs), reqs)
+	}
+	want := map[string]string{"source": "shop.0", "detailType": "Event from SelfManagedKafka", "eventBusName": "default",
+		"resources": "arn:aws:s3:::bucket-2", "time": "2023-11-14T22:13:22.002Z"}
+	if r := reqs[1]; r.Summary != "PutEvents default (call 1)" || !slices.Equal(r.Records, []int{2}) || string(r.Body) != `{"order": 2}` || fmt.Sprint(r.Attributes) != fmt.Sprint(want) {
+		t.Errorf("event of record 2: %+v (body %q)", r, r.Body)
+	}
+	if r := reqs[2]; !slices.Equal(r.Records, []int{1}) || string(r.Body) != "source $.value.source: is empty" {
+		t.Errorf("failure: %+v (body %q)", r, r.Body)
+	}
+	if _, calls := s.received(); len(calls) != 0 {
+		t.Fatalf("Preview made calls: %v", calls)
+	}
+}

@@ -25,6 +25,7 @@ type target struct {
 var (
 	_ pipeline.Target    = (*target)(nil)
 	_ pipeline.Describer = (*target)(nil)
+	_ pipeline.Previewer = (*target)(nil)
 )
 
 func newTarget(c *Config, env pipeline.Env) (*target, error) {
@@ -93,6 +94,12 @@ func (t *target) send(ctx context.Context, c *batch.Chunk, recs []pipeline.Recor
 		c.Failed(f, recs, e.Id, aws.ToString(e.Code), aws.ToString(e.Message), e.SenderFault)
 	}
 	return nil
+}
+
+// Preview says what Deliver would send, for `pipe test`: each message
+// with its IDs, and the records that would fail before any call.
+func (t *target) Preview(b *pipeline.Batch, tctx *pipeline.TemplateContext) []pipeline.Request {
+	return t.msgs.Preview(b, tctx, "SendMessageBatch "+t.cfg.queueName)
 }
 
 // Describe names the target in on-failure records: the queue URL.

@@ -429,3 +429,37 @@ func TestCallFailures(t *testing.T) {
 		t.Fatalf("cancelled: got %v", err)
 	}
 }
+
+// TestPreview: what `pipe test` shows, without a call: each message in its
+// call with its IDs, and a record that would fail, with the reason.
+func TestPreview(t *testing.T) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKID")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	tg := build(t, "queueUrl: https://sqs.eu-west-1.amazonaws.com/123456789012/orders.fifo", "messageGroupId: $.value.group",
+		"messageDeduplicationId: <$.offset>", "inputTemplate: 'order <$.value.id>'", "aws: {endpoint: 'http://127.0.0.1:1'}")
+	b := testBatch(12, 1)
+	b.Records[4].Value = []byte(`{"id":4}`)
+	tctx := pipeline.NewTemplateContext("test")
+	reqs := tg.Preview(b, &tctx)
+	if len(reqs) != 12 {
+		t.Fatalf("%d requests, want 11 messages and 1 failure", len(reqs))
+	}
+	for k, req := range reqs[:11] {
+		i := k
+		if k >= 4 {
+			i++
+		}
+		call := "SendMessageBatch orders.fifo (call 1)"
+		if k >= 10 {
+			call = "SendMessageBatch orders.fifo (call 2)"
+		}
+		want := fmt.Sprintf("order %d", i)
+		if req.Summary != call || !slices.Equal(req.Records, []int{i}) || string(req.Body) != want ||
+			req.Attributes["messageGroupId"] != fmt.Sprintf("g%d", i%3) || req.Attributes["messageDeduplicationId"] != fmt.Sprint(i) {
+			t.Errorf("request %d: %+v (body %q)", k, req, req.Body)
+		}
+	}
+	if last := reqs[11]; !slices.Equal(last.Records, []int{4}) || last.Summary != "not sent: fails permanently" || string(last.Body) != "messageGroupId $.value.group: is empty" {
+		t.Errorf("failure: %+v (body %q)", last, last.Body)
+	}
+}

@@ -26,6 +26,7 @@ type Failures struct {
 	tooLarge int
 	notes    []string
 	more     int
+	reasons  map[int]string
 	blocked  []partition
 }
 
@@ -45,12 +46,23 @@ func (f *Failures) Fail(i int, r *pipeline.Record, permanent bool, format string
 		f.retry++
 		f.block(r)
 	}
+	if f.reasons != nil {
+		f.reasons[i] = fmt.Sprintf(format, args...)
+	}
 	if len(f.notes) < maxNotes {
 		f.notes = append(f.notes, RecordID(r)+": "+fmt.Sprintf(format, args...))
 	} else {
 		f.more++
 	}
 }
+
+// KeepReasons makes the Failures remember why each record failed, for
+// Reasons.
+func (f *Failures) KeepReasons() { f.reasons = map[int]string{} }
+
+// Reasons returns why each record failed, by index, once KeepReasons was
+// called (records failed by Fail and TooLarge only).
+func (f *Failures) Reasons() map[int]string { return f.reasons }
 
 // TooLarge records that the record at index i is too large for the
 // service: a permanent failure whose on-failure condition is

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"unsafe"
 
@@ -209,6 +210,40 @@ func CheckID(s string) string {
 		}
 	}
 	return ""
+}
+
+// Preview returns what Deliver would send for b, without sending it: one
+// request per message, named "<call> (call <n>)", with its IDs as
+// attributes; and one per record that would fail before any call, with
+// the reason as its body.
+func (m *Messages) Preview(b *pipeline.Batch, tctx *pipeline.TemplateContext, call string) []pipeline.Request {
+	var reqs []pipeline.Request
+	f := Failures{}
+	f.KeepReasons()
+	n := 0
+	m.Deliver(context.Background(), b, tctx, &f, func(_ context.Context, c *Chunk) error {
+		n++
+		for k, i := range c.idx {
+			req := pipeline.Request{Records: []int{i}, Summary: fmt.Sprintf("%s (call %d)", call, n), Body: []byte(*c.Body(k))}
+			for name, v := range map[string]*string{"messageGroupId": c.GroupID(k), "messageDeduplicationId": c.DedupID(k)} {
+				if v != nil {
+					if req.Attributes == nil {
+						req.Attributes = map[string]string{}
+					}
+					req.Attributes[name] = strings.Clone(*v) // *v aliases reused memory
+				}
+			}
+			reqs = append(reqs, req)
+			c.Succeeded(c.ID(k))
+		}
+		return nil
+	})
+	for i := range b.Records {
+		if why, ok := f.Reasons()[i]; ok {
+			reqs = append(reqs, pipeline.Request{Records: []int{i}, Summary: "not sent: fails permanently", Body: []byte(why)})
+		}
+	}
+	return reqs
 }
 
 // Deliver sends the records of b in calls made by send, in batch order,
