@@ -1,0 +1,353 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/pipe-run/pipe/internal/kafkaconn"
+	"github.com/pipe-run/pipe/pipeline"
+)
+
+type target struct {
+	cfg       *Config
+	conn      *kafkaconn.Config
+	cl        *kgo.Client
+	log       *slog.Logger
+	tctx      pipeline.TemplateContext
+	bootstrap string
+}
+
+var _ pipeline.Target = (*target)(nil)
+
+func newTarget(c *Config, env pipeline.Env) (*target, error) {
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log = log.With("target", "kafka")
+	conn := c.conn()
+	connOpts, err := conn.Opts(log)
+	if err != nil {
+		return nil, err
+	}
+	var part kgo.Partitioner
+	switch c.Partitioner {
+	case "sourcePartition":
+		part = kgo.ManualPartitioner()
+	case "roundRobin":
+		part = kgo.RoundRobinPartitioner()
+	default:
+		// Keys hash with murmur2 as Kafka's Java client does; keyless
+		// records stick to a partition until its batch is full.
+		part = kgo.UniformBytesPartitioner(64<<10, true, true, nil)
+	}
+	var codec kgo.CompressionCodec
+	switch c.Compression {
+	case "gzip":
+		codec = kgo.GzipCompression()
+	case "snappy":
+		codec = kgo.SnappyCompression()
+	case "lz4":
+		codec = kgo.Lz4Compression()
+	case "zstd":
+		codec = kgo.ZstdCompression()
+	default:
+		codec = kgo.NoCompression()
+	}
+	opts := append([]kgo.Opt{
+		kgo.SeedBrokers(c.brokers...),
+		kgo.ClientID(c.ClientID),
+		// Idempotent (franz-go's default, kept): retries inside the client
+		// never duplicate or reorder records of a partition.
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.RecordPartitioner(part),
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerBatchMaxBytes(int32(min(c.MaxMessageBytes, 1<<30))),
+		// Topics are created on first use when the brokers allow it
+		// (auto.create.topics.enable), as with Kafka's Java producer.
+		kgo.AllowAutoTopicCreation(),
+		// A topic that is missing (or just created) is looked up again
+		// after a second, not franz-go's default 5s: a batch for a missing
+		// topic fails within a few seconds and the runner's backoff
+		// takes over.
+		kgo.MetadataMinAge(time.Second),
+		// Deliver waits for its records; lingering would only add latency.
+		kgo.ProducerLinger(0),
+		kgo.WithLogger(kgoLogger{log}),
+	}, connOpts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	return &target{
+		cfg:       c,
+		conn:      conn,
+		cl:        cl,
+		log:       log,
+		tctx:      pipeline.NewTemplateContext(env.Pipe),
+		bootstrap: strings.Join(c.brokers, ","),
+	}, nil
+}
+
+// produced is the outcome of one record.
+type produced struct {
+	err       error
+	permanent bool
+}
+
+// Deliver produces every record of the batch and waits for all their acks.
+func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
+	n := len(b.Records)
+	if n == 0 {
+		return nil
+	}
+	tctx := t.tctx
+	// franz-go's record timeout counts from a record's timestamp, which is
+	// the source record's: the delivery timeout is a deadline instead. The
+	// client fails the records it safely can when it passes.
+	pctx, cancel := context.WithTimeout(ctx, t.cfg.DeliveryTimeout)
+	defer cancel()
+	recs := make([]kgo.Record, n)
+	results := make([]produced, n)
+	// Rendered keys and values share one buffer; slices are taken once
+	// it stops growing.
+	var buf []byte
+	type span struct{ key, val [2]int }
+	spans := make([]span, n)
+	var wg sync.WaitGroup
+	for i := range b.Records {
+		r := &b.Records[i]
+		kr := &recs[i]
+		topic, err := t.topic(r, &tctx)
+		if err != nil {
+			results[i] = produced{err: err, permanent: true}
+			continue
+		}
+		kr.Topic = topic
+		kr.Partition = r.Partition
+		if !r.Timestamp.IsZero() {
+			kr.Timestamp = r.Timestamp
+		}
+		kr.Key = r.Key
+		if t.cfg.key != nil {
+			start := len(buf)
+			buf = t.cfg.key.Append(buf, r, &tctx)
+			spans[i].key = [2]int{start, len(buf)}
+		}
+		kr.Value = r.Value
+		if t.cfg.value != nil {
+			start := len(buf)
+			buf = t.cfg.value.Render(buf, r, &tctx)
+			spans[i].val = [2]int{start, len(buf)}
+		}
+		kr.Headers = t.headers(r, &tctx)
+	}
+	for i := range recs {
+		if results[i].err != nil {
+			continue
+		}
+		if t.cfg.key != nil {
+			recs[i].Key = buf[spans[i].key[0]:spans[i].key[1]:spans[i].key[1]]
+		}
+		if t.cfg.value != nil {
+			recs[i].Value = buf[spans[i].val[0]:spans[i].val[1]:spans[i].val[1]]
+		}
+		wg.Add(1)
+		t.cl.Produce(pctx, &recs[i], func(_ *kgo.Record, err error) {
+			if err != nil {
+				results[i] = produced{err: err, permanent: permanent(err)}
+			}
+			wg.Done()
+		})
+	}
+	// The client holds the records (and the batch's bytes) until every
+	// promise ran: it fails what it safely can when ctx is cancelled, and
+	// the rest within the delivery timeout.
+	wg.Wait()
+	return t.outcome(ctx, b, results)
+}
+
+// topic resolves the record's topic.
+func (t *target) topic(r *pipeline.Record, tctx *pipeline.TemplateContext) (string, error) {
+	if t.cfg.topic.Static() {
+		return t.cfg.Topic, nil
+	}
+	topic := string(t.cfg.topic.Append(nil, r, tctx))
+	if !topicRE.MatchString(topic) {
+		if topic == "" {
+			return "", fmt.Errorf("topic %s is empty for this record", t.cfg.Topic)
+		}
+		return "", fmt.Errorf("topic %s gives %q for this record, not a valid topic name", t.cfg.Topic, clip(topic))
+	}
+	return topic, nil
+}
+
+func clip(s string) string {
+	if len(s) > 64 {
+		return s[:61] + "..."
+	}
+	return s
+}
+
+// headers builds the produced record's headers: the source's (unless
+// copyHeaders is off) without the names set in the config, then those.
+func (t *target) headers(r *pipeline.Record, tctx *pipeline.TemplateContext) []kgo.RecordHeader {
+	set := t.cfg.headers
+	if !t.cfg.CopyHeaders && len(set) == 0 {
+		return nil
+	}
+	out := make([]kgo.RecordHeader, 0, len(r.Headers)+len(set))
+	if t.cfg.CopyHeaders {
+	next:
+		for _, h := range r.Headers {
+			for _, s := range set {
+				if s.name == h.Key {
+					continue next
+				}
+			}
+			out = append(out, kgo.RecordHeader{Key: h.Key, Value: h.Value})
+		}
+	}
+	for _, s := range set {
+		out = append(out, kgo.RecordHeader{Key: s.name, Value: s.value.Append(nil, r, tctx)})
+	}
+	return out
+}
+
+// permanent reports errors that producing the same record again cannot fix.
+func permanent(err error) bool {
+	for _, e := range []error{
+		kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord, kerr.InvalidTopicException,
+		kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed,
+		kerr.PolicyViolation, kerr.InvalidRequiredAcks, kerr.UnsupportedForMessageFormat,
+	} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// outcome turns the records' results into Deliver's error: nil when all
+// were acked; else the failed records and every later record of the same
+// source partition are retried, permanently failed when every failure is
+// permanent.
+func (t *target) outcome(ctx context.Context, b *pipeline.Batch, results []produced) error {
+	var failed []int
+	first := -1
+	allPermanent := true
+	for i := range results {
+		if results[i].err == nil {
+			continue
+		}
+		if first < 0 {
+			first = i
+		}
+		allPermanent = allPermanent && results[i].permanent
+	}
+	if first < 0 {
+		return nil
+	}
+	// Source partitions with a failure retry from their first failed record.
+	type tp struct {
+		topic     string
+		partition int32
+	}
+	from := map[tp]bool{}
+	for i := range results {
+		r := &b.Records[i]
+		k := tp{r.Topic, r.Partition}
+		if results[i].err != nil {
+			from[k] = true
+		}
+		if from[k] {
+			failed = append(failed, i)
+		}
+	}
+	fr := &b.Records[first]
+	cause := results[first].err
+	msg := fmt.Sprintf("producing to kafka %s: %d of %d records failed; first %s-%d@%d: %v",
+		t.bootstrap, countErrs(results), len(results), fr.Topic, fr.Partition, fr.Offset, cause)
+	if reason, ok := t.explain(ctx, cause); ok {
+		msg += " (" + reason + ")"
+	}
+	err := &deliveryError{msg: msg, cause: cause}
+	var out error = err
+	if allPermanent {
+		out = pipeline.Permanent(err)
+	}
+	if len(failed) == len(results) {
+		return out
+	}
+	return pipeline.RetryOnly(out, failed)
+}
+
+// deliveryError names the batch's failure and wraps its first cause.
+type deliveryError struct {
+	msg   string
+	cause error
+}
+
+func (e *deliveryError) Error() string { return e.msg }
+func (e *deliveryError) Unwrap() error { return e.cause }
+
+func countErrs(rs []produced) int {
+	n := 0
+	for _, r := range rs {
+		if r.err != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// explain says why a connection-level failure happened. A record that
+// timed out carries no cause when the client never got a connection, so
+// the brokers are pinged once to find it.
+func (t *target) explain(ctx context.Context, err error) (string, bool) {
+	if f, ok := t.conn.Explain(err); ok {
+		return f.Reason, true
+	}
+	if !errors.Is(err, kgo.ErrRecordTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		return "", false
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if ctx.Err() != nil {
+		return "", false
+	}
+	if perr := t.cl.Ping(pctx); perr != nil {
+		if f, ok := t.conn.Explain(perr); ok {
+			return f.Reason, true
+		}
+	}
+	return "", false
+}
+
+// Close stops the producer. Deliver waits for its records, so none is
+// pending.
+func (t *target) Close() error {
+	t.cl.Close()
+	return nil
+}
+
+// kgoLogger sends franz-go's warnings and errors to the pipe's log.
+type kgoLogger struct{ l *slog.Logger }
+
+func (k kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (k kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	l := slog.LevelWarn
+	if level == kgo.LogLevelError {
+		l = slog.LevelError
+	}
+	k.l.Log(context.Background(), l, "kafka producer: "+msg, keyvals...)
+}
