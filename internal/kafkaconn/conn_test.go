@@ -76,7 +76,27 @@ func failure(t *testing.T, c *kafkaconn.Config, addr string) kafkaconn.Failure {
 	if !ok {
 		t.Fatalf("error not explained: %v (%T)", err, err)
 	}
+	noSecrets(t, c, err.Error(), f.Reason)
 	return f
+}
+
+// noSecrets fails the test when a text shows one of c's secrets.
+func noSecrets(t *testing.T, c *kafkaconn.Config, texts ...string) {
+	t.Helper()
+	var secrets []string
+	if c.SASL != nil {
+		secrets = append(secrets, c.SASL.Password.Reveal(), c.SASL.Token.Reveal())
+	}
+	if c.TLS != nil {
+		secrets = append(secrets, c.TLS.KeyPassword.Reveal())
+	}
+	for _, s := range secrets {
+		for _, text := range texts {
+			if s != "" && strings.Contains(text, s) {
+				t.Fatalf("%q shows a secret", text)
+			}
+		}
+	}
 }
 
 var users = []testenv.SASLUser{

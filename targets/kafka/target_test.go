@@ -18,6 +18,7 @@ import (
 	"github.com/pipe-run/pipe/pipeline"
 	_ "github.com/pipe-run/pipe/sources/kafka"
 	_ "github.com/pipe-run/pipe/targets/kafka"
+	_ "github.com/pipe-run/pipe/targets/stdout"
 )
 
 func testLogger() *slog.Logger {
@@ -500,4 +501,16 @@ func TestConfigProblems(t *testing.T) {
 		t.Fatal(err)
 	}
 	tg.Close()
+}
+
+// TestExamples: the example configs load.
+func TestExamples(t *testing.T) {
+	t.Setenv("CONFLUENT_BOOTSTRAP", "pkc-1.eu-west-1.aws.confluent.cloud:9092")
+	t.Setenv("CONFLUENT_API_KEY", "key")
+	t.Setenv("CONFLUENT_API_SECRET", "secret")
+	for _, f := range []string{"pipes.yaml", "hosted.yaml"} {
+		if _, err := pipeline.LoadFile("../../examples/kafka-to-kafka/" + f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
 }
