@@ -149,11 +149,11 @@ func ParseJSON(data []byte) (Value, error) {
 // The decoder reads the text in one pass. The members of an open object or
 // array wait on a stack whose entries never move (it grows by chunks, and
 // is reused from document to document); when the container closes, they
-// are copied side by side into a slab. Slabs are carved from chunks of
-// 32 KiB shared by the documents decoded one after another, so a small
-// document costs no allocation of its own for its Fields and elements;
-// given an arena (a view being decoded again), the slabs of its previous
-// document are reused instead.
+// are copied side by side into a slab. Slabs are carved from chunks of up
+// to 32 KiB shared by the documents decoded one after another, so a small
+// document costs no allocation of its own for its Fields and elements (see
+// carver); given an arena (a view being decoded again), the slabs of its
+// previous document are reused instead.
 //
 // Strings and number literals point into a copy of the text made in one
 // piece (ParseJSON, DecodeData) or, for the record view, into the record's
@@ -189,6 +189,8 @@ func decodeJSON(data []byte, v *Value, alias bool, ar *arena) bool {
 		if ar == nil {
 			d.carve = carvers.Get().(*carver)
 			defer carvers.Put(d.carve)
+			// Every member has a ':'; strings may hold more.
+			d.carve.begin(bytes.Count(data, colon))
 		} else {
 			// Every member has a ':' and every element but the first of
 			// an array follows a ','; strings may hold either, so these
@@ -268,7 +270,8 @@ func slabChunk(n, last, first, hint, bound int) int {
 // or a new one.
 func (d *jsonDecoder) takeFields(n int) []Field {
 	if d.ar == nil {
-		return carve(&d.carve.fields, n)
+		c := d.carve
+		return carveSlab(&c.fields, n, c.fieldsSize, &c.fieldsTaken, &c.ended, &c.fieldsUsed)
 	}
 	if len(d.fout) < n {
 		first := d.fout == nil
@@ -292,7 +295,8 @@ func (d *jsonDecoder) takeFields(n int) []Field {
 // takeElems returns room for n array elements, as takeFields does.
 func (d *jsonDecoder) takeElems(n int) []Value {
 	if d.ar == nil {
-		return carve(&d.carve.elems, n)
+		c := d.carve
+		return carveSlab(&c.elems, n, c.elemsSize, &c.elemsTaken, &c.ended, &c.elemsUsed)
 	}
 	if len(d.vout) < n {
 		first := d.vout == nil
@@ -313,21 +317,93 @@ func (d *jsonDecoder) takeElems(n int) []Value {
 	return s
 }
 
-// carver hands out slabs carved from shared chunks of 32 KiB, so that
-// decoding small documents costs an allocation only every few documents.
-// A chunk lives until every document carved from it is unreachable.
+// carver hands out slabs carved from chunks shared by the documents
+// decoded one after another, so that a small document costs an allocation
+// only every few documents.
+//
+// The chunks belong to a generation, and a document takes its slabs from
+// the generation current when it starts and from no other. A document
+// whose Fields may not fit in what is left (it has at most one per ':' of
+// its text) starts a new generation; one that still runs short takes a
+// new chunk for the generation, which then ends with that document. So
+// the chunks of a generation point only into the generation (and into
+// slabs of their own documents), never into an older one, and a
+// generation's memory is freed once its documents are unreachable. Were a
+// document free to take its first slabs from one chunk and its last from
+// the next, it would tie the two together; the next such document would
+// tie that one to the one after, and the chain would keep every document
+// the decoder ever carved alive for as long as the carver is in use.
+//
+// The chunks of a generation are sized by what the last one used, so that
+// objects without arrays, say, do not leave a chunk of elements unused.
 type carver struct {
-	fields []Field
-	elems  []Value
-	esc    []byte
+	fields []Field // the rest of the generation's Field chunk
+	elems  []Value // the rest of its element chunk
+	esc    []byte  // unescaped strings: bytes point nowhere, so any chunk
+	// The size of the generation's chunks, and whether they were taken.
+	fieldsSize, elemsSize   int
+	fieldsTaken, elemsTaken bool
+	// ended: a chunk was taken in the middle of a document, which then
+	// holds slabs of two chunks: the next document starts a generation.
+	ended bool
+	// What the generation's documents took.
+	fieldsUsed, elemsUsed int
 }
 
-var carvers = sync.Pool{New: func() any { return new(carver) }}
+var carvers = sync.Pool{New: func() any { return &carver{ended: true} }}
 
 const carveChunk = 32 << 10
 
+var (
+	fieldsPerChunk = carveChunk / int(unsafe.Sizeof(Field{}))
+	elemsPerChunk  = carveChunk / int(unsafe.Sizeof(Value{}))
+)
+
+// begin prepares for a document with at most maxFields Fields: in the
+// current generation when they fit, else in a new one.
+func (c *carver) begin(maxFields int) {
+	left := c.fieldsSize
+	if c.fieldsTaken {
+		left = len(c.fields)
+	}
+	if !c.ended && maxFields <= left {
+		return
+	}
+	// Room for twice what the last generation needed, the document that
+	// did not fit counted, so that generations grow to a full chunk of
+	// Fields; elements half as much again as the last one used, so that a
+	// generation usually ends by its Fields running short.
+	c.fieldsSize = min(fieldsPerChunk, max(64, 2*(c.fieldsUsed+maxFields)))
+	c.elemsSize = min(elemsPerChunk, max(16, c.elemsUsed+c.elemsUsed/2))
+	c.fields, c.elems = nil, nil
+	c.fieldsTaken, c.elemsTaken, c.ended = false, false, false
+	c.fieldsUsed, c.elemsUsed = 0, 0
+}
+
+// carveSlab returns n entries from rest, the rest of a generation's chunk
+// of size entries, taking the chunk when the generation has none yet.
+// When the chunk is short, a large slab gets memory of its own, and a
+// small one a new chunk, which ends the generation.
+func carveSlab[T any](rest *[]T, n, size int, taken, ended *bool, used *int) []T {
+	*used += n
+	if len(*rest) < n {
+		var zero T
+		if n > carveChunk/int(unsafe.Sizeof(zero))/4 || *taken && n > size/4 {
+			return make([]T, n) // large: a slab of its own
+		}
+		if *taken {
+			*ended = true
+		}
+		*rest = make([]T, max(size, n))
+		*taken = true
+	}
+	s := (*rest)[:n:n]
+	*rest = (*rest)[n:]
+	return s
+}
+
 // carve returns n entries from the chunk rest, taking a new chunk when it
-// is short.
+// is short; for bytes, which point nowhere.
 func carve[T any](rest *[]T, n int) []T {
 	if len(*rest) < n {
 		var zero T
