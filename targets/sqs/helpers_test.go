@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	_ "github.com/pipe-run/pipe/destinations/file" // the example's on-failure destination
 	"github.com/pipe-run/pipe/internal/testenv"
 	"github.com/pipe-run/pipe/pipeline"
 	_ "github.com/pipe-run/pipe/sources/kafka" // a source kind for the test configs

@@ -463,3 +463,16 @@ func TestPreview(t *testing.T) {
 		t.Errorf("failure: %+v (body %q)", last, last.Body)
 	}
 }
+
+// TestExample: examples/kafka-to-sqs/pipes.yaml loads, with the settings
+// its README describes.
+func TestExample(t *testing.T) {
+	cfg, err := pipeline.LoadFile("../../examples/kafka-to-sqs/pipes.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Pipes[0].Target.(*Config)
+	if !c.fifo || c.MessageGroupID != "$.value.customer" || c.AWS.Endpoint != "http://127.0.0.1:4566" || cfg.Pipes[0].OnFailure == nil {
+		t.Fatalf("%+v", c)
+	}
+}
