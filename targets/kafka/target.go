@@ -224,6 +224,10 @@ func (t *target) headers(r *pipeline.Record, tctx *pipeline.TemplateContext) []k
 
 // permanent reports errors that producing the same record again cannot fix.
 func permanent(err error) bool {
+	if strings.Contains(err.Error(), "invalid record partitioning choice") {
+		// sourcePartition on a topic with fewer partitions than the source.
+		return true
+	}
 	for _, e := range []error{
 		kerr.MessageTooLarge, kerr.RecordListTooLarge, kerr.InvalidRecord, kerr.InvalidTopicException,
 		kerr.TopicAuthorizationFailed, kerr.ClusterAuthorizationFailed, kerr.TransactionalIDAuthorizationFailed,

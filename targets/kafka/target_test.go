@@ -255,6 +255,13 @@ func TestPartitioners(t *testing.T) {
 			t.Errorf("record %s in partition %d", r.Value, r.Partition)
 		}
 	}
+	// A topic with fewer partitions than the source: those records fail
+	// for good, the others are produced.
+	one := testenv.Kafka(t, 1, "one")
+	err := deliver(t, newTarget(t, "bootstrapServers: "+one.Addr, "topic: one", "partitioner: sourcePartition"), batch([]int32{0, 1}, 2, 1))
+	if failed, _ := pipeline.RetryOnlyOf(err); !slices.Equal(failed, []int{2, 3}) || !pipeline.IsPermanent(err) || !strings.Contains(err.Error(), "invalid record partitioning choice of 1 from 1 available") {
+		t.Errorf("partition 1 of a 1-partition topic: %v (failed %v)", err, failed)
+	}
 	if err := deliver(t, newTarget(t, "bootstrapServers: "+k.Addr, "topic: spread", "partitioner: roundRobin"), b); err != nil {
 		t.Fatal(err)
 	}
