@@ -60,6 +60,10 @@ type Env struct {
 	// Source is the pipe's source config, for components that reach the
 	// same cluster (a Kafka on-failure destination).
 	Source SourceConfig
+	// Status is the pipe's live status: a source reports its state
+	// (running, failed with a reason), its group and its partitions'
+	// offsets into it. Nil when the component is built outside a pipe.
+	Status *Status
 }
 
 // SourceConfig is the decoded config of a source kind; it builds the source.
@@ -191,4 +195,8 @@ type Request struct {
 	Attributes map[string]string
 	// Body is what the call sends.
 	Body []byte
+	// Err, when set, says why the records would fail before any call (a
+	// record too large, a template that does not yield an object); the
+	// call is not made.
+	Err string
 }

@@ -9,9 +9,16 @@ import (
 	_ "github.com/pipe-run/pipe/destinations/http"
 	_ "github.com/pipe-run/pipe/destinations/kafka"
 	_ "github.com/pipe-run/pipe/sources/kafka"
+	_ "github.com/pipe-run/pipe/stages/enrich/http"
+	_ "github.com/pipe-run/pipe/stages/enrich/lambda"
 	_ "github.com/pipe-run/pipe/stages/filter"
 	_ "github.com/pipe-run/pipe/stages/transform"
+	_ "github.com/pipe-run/pipe/targets/eventbridge"
 	_ "github.com/pipe-run/pipe/targets/http"
+	_ "github.com/pipe-run/pipe/targets/kafka"
+	_ "github.com/pipe-run/pipe/targets/lambda"
+	_ "github.com/pipe-run/pipe/targets/sns"
+	_ "github.com/pipe-run/pipe/targets/sqs"
 	_ "github.com/pipe-run/pipe/targets/stdout"
 )
 

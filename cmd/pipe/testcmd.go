@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -230,7 +231,15 @@ func testPipe(w io.Writer, cfg *pipeline.Config, pc *pipeline.PipeConfig, recs [
 		}
 		reqs = []pipeline.Request{{Records: all, Summary: "the batch envelope", Body: pipeline.AppendEnvelope(nil, batch)}}
 	}
-	if err := printTarget(w, reqs, notes, len(recs), len(passed), failed, asJSON); err != nil {
+	// Records the target would fail before any call count as errors.
+	npassed := len(passed)
+	for _, req := range reqs {
+		if req.Err != "" {
+			failed += len(req.Records)
+			npassed -= len(req.Records)
+		}
+	}
+	if err := printTarget(w, reqs, notes, len(recs), npassed, failed, asJSON); err != nil {
 		return err
 	}
 	if failed > 0 {
@@ -282,9 +291,12 @@ func printTarget(w io.Writer, reqs []pipeline.Request, notes []string, total, pa
 			if len(req.Attributes) > 0 {
 				out["attributes"] = req.Attributes
 			}
-			if json.Valid(req.Body) {
+			switch {
+			case req.Err != "":
+				out["error"] = req.Err
+			case json.Valid(req.Body):
 				out["body"] = compactJSON(req.Body)
-			} else {
+			default:
 				out["bodyText"] = string(req.Body)
 			}
 			b, err := json.Marshal(out)
@@ -305,8 +317,17 @@ func printTarget(w io.Writer, reqs []pipeline.Request, notes []string, total, pa
 	}
 	for _, req := range reqs {
 		fmt.Fprintf(w, "  %s (%d record(s))\n", req.Summary, len(req.Records))
-		for k, v := range req.Attributes {
-			fmt.Fprintf(w, "    %s: %s\n", k, v)
+		keys := make([]string, 0, len(req.Attributes))
+		for k := range req.Attributes {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, "    %s: %s\n", k, req.Attributes[k])
+		}
+		if req.Err != "" {
+			fmt.Fprintf(w, "    error: %s\n", req.Err)
+			continue
 		}
 		fmt.Fprintf(w, "    %s\n", req.Body)
 	}

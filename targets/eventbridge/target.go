@@ -185,7 +185,7 @@ func (t *target) run(ctx context.Context, s *batchState, put func(context.Contex
 func (t *target) Preview(b *pipeline.Batch, tctx *pipeline.TemplateContext) []pipeline.Request {
 	s, err := t.state(b, *tctx)
 	if err != nil {
-		return []pipeline.Request{{Summary: "not sent", Body: []byte(err.Error())}}
+		return []pipeline.Request{{Summary: "not sent", Err: err.Error()}}
 	}
 	s.f.KeepReasons()
 	var reqs []pipeline.Request
@@ -216,7 +216,7 @@ func (t *target) Preview(b *pipeline.Batch, tctx *pipeline.TemplateContext) []pi
 	})
 	for i := range b.Records {
 		if why, ok := s.f.Reasons()[i]; ok {
-			reqs = append(reqs, pipeline.Request{Records: []int{i}, Summary: "not sent: fails permanently", Body: []byte(why)})
+			reqs = append(reqs, pipeline.Request{Records: []int{i}, Summary: "not sent: fails permanently", Err: why})
 		}
 	}
 	return reqs

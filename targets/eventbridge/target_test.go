@@ -444,7 +444,7 @@ func TestPreview(t *testing.T) {
 	if r := reqs[1]; r.Summary != "PutEvents default (call 1)" || !slices.Equal(r.Records, []int{2}) || string(r.Body) != `{"order": 2}` || fmt.Sprint(r.Attributes) != fmt.Sprint(want) {
 		t.Errorf("event of record 2: %+v (body %q)", r, r.Body)
 	}
-	if r := reqs[2]; !slices.Equal(r.Records, []int{1}) || string(r.Body) != "source $.value.source: is empty" {
+	if r := reqs[2]; !slices.Equal(r.Records, []int{1}) || r.Err != "source $.value.source: is empty" {
 		t.Errorf("failure: %+v (body %q)", r, r.Body)
 	}
 	if _, calls := s.received(); len(calls) != 0 {

@@ -459,7 +459,7 @@ func TestPreview(t *testing.T) {
 			t.Errorf("request %d: %+v (body %q)", k, req, req.Body)
 		}
 	}
-	if last := reqs[11]; !slices.Equal(last.Records, []int{4}) || last.Summary != "not sent: fails permanently" || string(last.Body) != "messageGroupId $.value.group: is empty" {
+	if last := reqs[11]; !slices.Equal(last.Records, []int{4}) || last.Summary != "not sent: fails permanently" || last.Err != "messageGroupId $.value.group: is empty" {
 		t.Errorf("failure: %+v (body %q)", last, last.Body)
 	}
 }

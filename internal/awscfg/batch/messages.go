@@ -240,7 +240,7 @@ func (m *Messages) Preview(b *pipeline.Batch, tctx *pipeline.TemplateContext, ca
 	})
 	for i := range b.Records {
 		if why, ok := f.Reasons()[i]; ok {
-			reqs = append(reqs, pipeline.Request{Records: []int{i}, Summary: "not sent: fails permanently", Body: []byte(why)})
+			reqs = append(reqs, pipeline.Request{Records: []int{i}, Summary: "not sent: fails permanently", Err: why})
 		}
 	}
 	return reqs
