@@ -1,12 +1,18 @@
 package e2e
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"maps"
+	"math/rand/v2"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -855,4 +861,223 @@ func loggedFailures(lines []map[string]any, why string) map[po]int {
 		}
 	}
 	return m
+}
+
+// TestFailureRecordAgeAfterPartialFailure: a target in record mode fails
+// one record for good (503) after the transform; the record passes
+// maximumRecordAge while it is retried and goes to the on-failure file as
+// RecordAgeExceeded. The file must hold the record as the pipe read it, as
+// it does for exhausted retries, so that a redrive runs the transform
+// again on the original value, not on its output.
+func TestFailureRecordAgeAfterPartialFailure(t *testing.T) {
+	start := time.Now()
+	b := startBroker(t)
+	const topic, group = "orders", "e2e-fail-age"
+	b.createTopic(t, topic)
+	// The records turn 60s old (maximumRecordAge) six seconds from now:
+	// fresh when first tried, expired while the stuck one is retried.
+	born := time.Now().Add(-60*time.Second + 6*time.Second)
+	rs := keyed(4*partitions, func(i int) string {
+		if i == 3*partitions { // the last record of partition 0
+			return "stuck"
+		}
+		return fmt.Sprintf("k-%d", i)
+	})
+	for _, r := range rs {
+		r.Timestamp = born
+	}
+	truth := produceRecs(t, b, topic, rs)
+	ends := b.endOffsets(t, topic)
+	stuck := po{0, 3}
+	if string(truth[stuck].key) != "stuck" {
+		t.Fatalf("record %v is keyed %q", stuck, truth[stuck].key)
+	}
+
+	type attempt struct {
+		at    time.Time
+		k     po
+		value []byte
+	}
+	var (
+		mu        sync.Mutex
+		attempts  []attempt
+		delivered = map[po]int{}
+		problems  []string
+	)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var er envRecord
+		err := strictDecode(body, &er, "topic", "partition", "offset", "timestamp", "timestampType", "headers")
+		var value []byte
+		if err == nil && er.Value != nil {
+			value, err = base64.StdEncoding.DecodeString(*er.Value)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%v: %s", err, body))
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		k := po{er.Partition, er.Offset}
+		attempts = append(attempts, attempt{time.Now(), k, value})
+		if k == stuck {
+			http.Error(w, "not now", http.StatusServiceUnavailable)
+			return
+		}
+		delivered[k]++
+	}))
+	t.Cleanup(srv.Close)
+	deliveredSet := func() map[po]int {
+		mu.Lock()
+		defer mu.Unlock()
+		return maps.Clone(delivered)
+	}
+
+	dlq := t.TempDir() + "/failed.jsonl"
+	cfg := faultPipe{brokers: b.addr, topic: topic, group: group,
+		target:    fmt.Sprintf(`{http: {url: "%s/record", mode: record}}`, srv.URL),
+		transform: `{"n": value.n, "transformed": true}`,
+		onFailure: fmt.Sprintf(`{file: {path: "%s"}}`, dlq),
+		policy:    []string{"retryBackoff: {initial: 1ms, maximum: 50ms}", "maximumRetryAttempts: 10000", "maximumRecordAge: 60s"}}.write(t)
+	w := watchCommits(t, b, group, topic, union(deliveredSet, fileDone(dlq)))
+	p := startPipe(t, cfg, "run-1")
+	waitFor(t, 30*time.Second, "the stuck record to expire into the on-failure file, all committed", func() (bool, string) {
+		fs, err := readFailureFile(dlq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(deliveredSet()); n < len(truth)-1 || len(fs) < 1 {
+			return false, fmt.Sprintf("%d of %d delivered, %d dead-lettered", n, len(truth)-1, len(fs))
+		}
+		return allCommitted(t, b, group, topic, ends)
+	}, p, b.proc)
+	p.stop(t)
+	w.check(t)
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, pr := range problems {
+		t.Errorf("target: %s", pr)
+	}
+	tries := 0
+	for _, a := range attempts {
+		if a.k == stuck {
+			tries++
+			if a.at.Sub(born) >= time.Minute {
+				t.Errorf("record %v was sent to the target at age %v, past maximumRecordAge", stuck, a.at.Sub(born))
+			}
+			if !strings.Contains(string(a.value), `"transformed":true`) {
+				t.Errorf("the target got %s, not the transformed value", a.value)
+			}
+		}
+	}
+	if tries == 0 {
+		t.Fatalf("record %v was never tried: it expired before the first attempt, so this test proves nothing (a slow start?)", stuck)
+	}
+	for k := range truth {
+		if k != stuck && delivered[k] != 1 {
+			t.Errorf("record %v was delivered %d times", k, delivered[k])
+		}
+	}
+	fs, err := readFailureFile(dlq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkFailureSet(t, fs, map[po]*rec{stuck: truth[stuck]})
+	checkFailures(t, fs, func(f *failureRec) failureWant {
+		return failureWant{condition: "RecordAgeExceeded", attempts: tries, topic: topic, bootstrap: b.addr, since: start}
+	}, truth)
+	checkDeadLetterLogs(t, p, fs, topic)
+	checkAllCommitted(t, b, group, topic)
+	t.Logf("record %v was tried %d times before it expired; %v", stuck, tries, time.Since(start).Round(time.Millisecond))
+}
+
+// TestFailureDeadLetterTooLargeForTopic: the target rejects a record of
+// 800 kB, within the broker's 1 MB message limit. Its on-failure record
+// carries it base64-encoded, over that limit, so the Kafka on-failure topic
+// refuses it. Retrying the same message cannot succeed: the partition must
+// not wait for ever (the issue's "never stall for ever by accident"); the
+// failure must reach the topic, without the payload if need be, naming the
+// record so it can be found in the source topic.
+func TestFailureDeadLetterTooLargeForTopic(t *testing.T) {
+	start := time.Now()
+	b := startBroker(t)
+	const topic, failedTopic, group = "orders", "orders-failed", "e2e-fail-too-large"
+	b.createTopic(t, topic)
+	b.createTopic(t, failedTopic)
+	rs := keyed(3*partitions, func(i int) string { return fmt.Sprintf("k-%d", i) })
+	big := rs[partitions+2] // partition 2, offset 1
+	big.Key = []byte("big-poison")
+	rng := rand.New(rand.NewPCG(1, 2))
+	big.Value = make([]byte, 800_000)
+	for i := range big.Value {
+		big.Value[i] = byte(rng.UintN(256))
+	}
+	truth := produceRecs(t, b, topic, rs)
+	ends := b.endOffsets(t, topic)
+	bad := po{2, 1}
+	isPoison := func(k string) bool { return k == "big-poison" }
+	poison := pick(truth, isPoison)
+	if len(poison) != 1 || poison[bad] == nil {
+		t.Fatalf("poison records %v, want only %v", sortedPOs(poison), bad)
+	}
+	good := without(truth, poison)
+
+	ft := newFaultTarget(t, func(c *call) reply {
+		if anyKey(c, isPoison) {
+			return reply{status: http.StatusBadRequest}
+		}
+		return reply{status: http.StatusOK}
+	})
+	dlq := readDLQ(t, b, failedTopic)
+	cfg := faultPipe{brokers: b.addr, topic: topic, group: group, target: httpTarget(ft.url(), ""),
+		onFailure: fmt.Sprintf(`{kafka: {topic: %s}}`, failedTopic),
+		policy:    []string{backoffFast, "bisectBatchOnError: true", "maximumRetryAttempts: 2"}}.write(t)
+	w := watchCommits(t, b, group, topic, union(ft.deliveredSet, dlq.synced))
+	p := startPipe(t, cfg, "run-1")
+	waitFor(t, 15*time.Second, "the big record's failure on the on-failure topic and every partition committed", func() (bool, string) {
+		status := ""
+		if downs := logsWith(logLines(t, p), msgDestFailed); len(downs) > 0 {
+			status = fmt.Sprintf("; the pipe logged: %v", downs[0]["error"])
+		}
+		if n, d := len(ft.deliveredSet()), len(dlq.records()); n < len(good) || d < 1 {
+			return false, fmt.Sprintf("%d of %d delivered, %d on the on-failure topic%s", n, len(good), d, status)
+		}
+		ok, s := allCommitted(t, b, group, topic, ends)
+		return ok, s + status
+	}, p, b.proc)
+	p.stop(t)
+	w.check(t)
+
+	checkDelivered(t, ft.delivered(), good, topic, b.addr)
+	msgs := dlq.records()
+	if len(msgs) != 1 {
+		t.Fatalf("%d messages on the on-failure topic, want 1", len(msgs))
+	}
+	m := msgs[0]
+	if string(m.Key) != "big-poison" {
+		t.Errorf("the on-failure message is keyed %q, want big-poison", m.Key)
+	}
+	want := map[string]string{"pipe-partition": "2", "pipe-offset": "1", "pipe-topic": topic, "pipe-condition": "RetryAttemptsExhausted"}
+	for _, h := range m.Headers {
+		if v, ok := want[h.Key]; ok && v == string(h.Value) {
+			delete(want, h.Key)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("the on-failure message lacks the headers %v: %q", want, m.Headers)
+	}
+	var rec struct {
+		KafkaBatchInfo struct {
+			RecordsInfo map[string]struct {
+				FirstRecordOffset string `json:"firstRecordOffset"`
+			} `json:"recordsInfo"`
+		} `json:"KafkaBatchInfo"`
+	}
+	if err := json.Unmarshal(m.Value, &rec); err != nil || rec.KafkaBatchInfo.RecordsInfo[topic+"-2"].FirstRecordOffset != "1" {
+		t.Errorf("the on-failure message does not name %s-2 offset 1 (%v): %.300s", topic, err, m.Value)
+	}
+	checkAllCommitted(t, b, group, topic)
+	t.Logf("%v", time.Since(start).Round(time.Millisecond))
 }

@@ -553,6 +553,9 @@ func failureProblems(f *failureRec, want failureWant, truth map[po]*rec) []probl
 		add("approximateInvokeCount", "requestContext.approximateInvokeCount %d, want %d", rc.ApproximateInvokeCount, want.attempts)
 	}
 	switch rsp := f.ResponseContext; {
+	case want.condition != "RetryAttemptsExhausted" && rsp != nil:
+		add("responseContext", "responseContext is %+v, want null for %s", *rsp, want.condition)
+	case want.condition != "RetryAttemptsExhausted":
 	case rsp == nil:
 		add("responseContext", "responseContext is null, want an object for %s", want.condition)
 	case want.status == 0 && rsp.StatusCode != nil:
@@ -601,6 +604,9 @@ func failureProblems(f *failureRec, want failureWant, truth map[po]*rec) []probl
 	}
 	if f.Stage != want.stage {
 		add("stage", "stage %q, want %q", f.Stage, want.stage)
+	}
+	if len(want.errHas) == 0 && f.ErrorMessage != "" {
+		add("errorMessage", "errorMessage %q, want none", f.ErrorMessage)
 	}
 	for _, s := range want.errHas {
 		if !strings.Contains(f.ErrorMessage, s) {
