@@ -3,7 +3,6 @@ package enrich
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/pipe-run/pipe/pipeline"
@@ -39,20 +38,19 @@ func NewStage(env pipeline.Env, c Caller, tmpl *pipeline.Template, what string) 
 	return &Stage{caller: c, tmpl: tmpl, tctx: pipeline.NewTemplateContext(env.Pipe), what: what}
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
-
 // Process calls the enrichment with b and returns the batch its answer
 // stands for; b is not changed.
 func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) (*pipeline.Batch, error) {
 	if len(b.Records) == 0 {
 		return nil, nil
 	}
-	bp := bufPool.Get().(*[]byte)
-	req := s.Request((*bp)[:0], b)
-	defer func() {
-		*bp = req[:0]
-		bufPool.Put(bp)
-	}()
+	// A new buffer for each call: a transport may still read the request
+	// after the call returned (an early answer).
+	var req []byte
+	if s.tmpl == nil {
+		req = make([]byte, 0, pipeline.EnvelopeSize(b))
+	}
+	req = s.Request(req, b)
 	answer, err := s.caller.Call(ctx, req)
 	if err != nil {
 		// The caller's errors name the function or endpoint.

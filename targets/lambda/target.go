@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 
 	"github.com/pipe-run/pipe/internal/awscfg/batch"
 	"github.com/pipe-run/pipe/pipeline"
@@ -26,8 +25,6 @@ var (
 	_ pipeline.Describer = (*target)(nil)
 	_ pipeline.Previewer = (*target)(nil)
 )
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 256<<10); return &b }}
 
 // What became of each record of a batch during one Deliver.
 const (
@@ -60,20 +57,16 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 		idx     []int // index in b of each record of sub
 		limit   = t.limit
 	)
-	bp := bufPool.Get().(*[]byte)
-	buf := (*bp)[:0]
-	defer func() {
-		*bp = buf[:0]
-		bufPool.Put(bp)
-	}()
 	for i := 0; i < n && stopErr == nil; {
 		var size int
 		i, size, idx = t.next(b, i, limit, state, blocked, &sub, idx)
 		if len(sub.Records) == 0 {
 			continue
 		}
-		buf = pipeline.AppendEnvelope(buf[:0], &sub)
-		resp, err := t.fn.Invoke(ctx, buf, t.async)
+		// A new buffer for each invocation: the SDK's transport may still
+		// read the request after Invoke returned (an early answer).
+		payload := pipeline.AppendEnvelope(make([]byte, 0, size), &sub)
+		resp, err := t.fn.Invoke(ctx, payload, t.async)
 		switch {
 		case errors.Is(err, ErrRequestTooLarge) && len(idx) > 1:
 			// Lambda's limit is lower than ours: invoke with fewer records.

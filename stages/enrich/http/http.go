@@ -19,7 +19,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/pipe-run/pipe/pipeline"
@@ -126,22 +125,11 @@ func (c *caller) checkRedirect(req *http.Request, via []*http.Request) error {
 
 // Call POSTs the request and returns the body of a 2xx answer.
 func (c *caller) Call(ctx context.Context, payload []byte) ([]byte, error) {
-	// The transport closes request bodies, possibly after Do returns: the
-	// payload (the stage's buffer) is not given back before they are.
-	var wg sync.WaitGroup
-	open := func() io.ReadCloser {
-		wg.Add(1)
-		return &body{Reader: bytes.NewReader(payload), wg: &wg}
-	}
-	defer wg.Wait()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url.String(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url.String(), bytes.NewReader(payload))
 	if err != nil {
 		return nil, pipeline.Permanent(fmt.Errorf("%s: %w", c.where, redact(err)))
 	}
 	req.Header = c.header.Clone()
-	req.Body = open()
-	req.ContentLength = int64(len(payload))
-	req.GetBody = func() (io.ReadCloser, error) { return open(), nil }
 	resp, err := c.client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", c.where, redact(err))
@@ -179,18 +167,6 @@ func (e *statusError) Unwrap() error   { return e.error }
 func (e *statusError) StatusCode() int { return e.status }
 
 var _ pipeline.StatusCoder = (*statusError)(nil)
-
-// body is a request body that says when the transport closed it.
-type body struct {
-	*bytes.Reader
-	wg   *sync.WaitGroup
-	once sync.Once
-}
-
-func (b *body) Close() error {
-	b.once.Do(b.wg.Done)
-	return nil
-}
 
 // redact strips the URL from a client error: it may hold credentials or
 // tokens in its query; the caller names the endpoint instead.
