@@ -64,8 +64,9 @@ type pbkdf2Params struct {
 // errUnsupportedPBE is an encryption scheme this package does not decrypt.
 var errUnsupportedPBE = errors.New("unsupported key encryption")
 
-// maxIterations bounds PBKDF2's work so a hostile file cannot stall loading.
-const maxIterations = 10_000_000
+// maxIterations bounds PBKDF2's work so a broken file cannot stall loading
+// for long (OpenSSL writes 2048, Java 10000, careful people 600000).
+var maxIterations = 10_000_000
 
 // decryptPKCS8 decrypts an EncryptedPrivateKeyInfo and returns the
 // PrivateKeyInfo DER.

@@ -148,3 +148,25 @@ func TestTLSValidate(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseKey: any PEM input, encrypted or not, gives a key or an error,
+// never a panic.
+func FuzzParseKey(f *testing.F) {
+	for _, name := range []string{"ec-aes192-sha512.key", "ec-des3-sha1.key", "rsa-pbes1.key", "rsa-scrypt.key", "ec-sec1.key"} {
+		data, err := os.ReadFile(filepath.Join("testdata", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data, "test-password")
+		if b, _ := pem.Decode(data); b != nil {
+			f.Add(b.Bytes, "test-password")
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte, password string) {
+		// Mutated iteration counts would make each run take seconds.
+		maxIterations = 5000
+		parseKey(data, pipeline.Secret(password))
+		b := pem.EncodeToMemory(&pem.Block{Type: "ENCRYPTED PRIVATE KEY", Bytes: data})
+		parseKey(b, pipeline.Secret(password))
+	})
+}

@@ -521,3 +521,31 @@ func TestExamples(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDeliver produces batches of 500 records of 200 bytes to an
+// in-process broker: the target's cost and the client's, over loopback.
+func BenchmarkDeliver(b *testing.B) {
+	k := testenv.Kafka(b, 3, "out")
+	cfg, err := load(&testing.T{}, "bootstrapServers: "+k.Addr, "topic: out")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tg, err := cfg.Pipes[0].Target.NewTarget(pipeline.Env{Pipe: "bench", Logger: testLogger()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tg.Close()
+	batch := batch([]int32{0, 1, 2}, 500/3, 50)
+	for i := range batch.Records {
+		batch.Records[i].Value = append(batch.Records[i].Value, strings.Repeat("x", 200-len(batch.Records[i].Value))...)
+	}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := tg.Deliver(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(batch.Records))/b.Elapsed().Seconds(), "records/s")
+}
