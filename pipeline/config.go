@@ -2,9 +2,13 @@ package pipeline
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"reflect"
 	"regexp"
@@ -22,9 +26,33 @@ type Config struct {
 	File string `yaml:"-"`
 
 	ShutdownTimeout time.Duration `yaml:"shutdownTimeout" default:"30s" min:"0s" max:"1h" doc:"How long in-flight batches may take to finish on SIGINT/SIGTERM (and on a partition revocation) before they are cancelled. Offsets of finished batches are committed either way; unfinished ones are delivered again later."`
-	LogLevel        string        `yaml:"logLevel" default:"INFO" enum:"ERROR,WARN,INFO,DEBUG" doc:"Level of the process log on stderr."`
+	LogLevel        string        `yaml:"logLevel" default:"INFO" enum:"OFF,ERROR,WARN,INFO,DEBUG,TRACE" doc:"Level of the process log on stderr, and of each pipe's unless the pipe sets its own: OFF, ERROR, WARN, INFO, DEBUG or TRACE (below DEBUG: a line per batch). INFO logs nothing per record or per batch, only unexpected events and changes of state. A change applies on reload."`
 	LogFormat       string        `yaml:"logFormat" default:"text" enum:"text,json" doc:"Format of the process log: text (logfmt-like) or json."`
+	Admin           AdminConfig   `yaml:"admin" doc:"The admin HTTP server: /metrics (Prometheus), /healthz, /readyz and /pipes. Changes apply at the next start of the process."`
 	Pipes           []PipeConfig  `yaml:"pipes" required:"true" min:"1" doc:"The pipes this process runs, each with its own consumer group."`
+}
+
+// DefaultAdminAddress is where the admin server listens unless told
+// otherwise: loopback only.
+const DefaultAdminAddress = "127.0.0.1:9100"
+
+// AdminConfig is the `admin:` block.
+type AdminConfig struct {
+	Enabled        bool   `yaml:"enabled" default:"true" doc:"Serve the admin endpoints."`
+	Address        string `yaml:"address" default:"127.0.0.1:9100" doc:"host:port to listen on (port 0 picks a free one; the log says which). The default binds to loopback only: nothing on the network reaches it. If the default address is taken (another pipe process on the machine) a warning is logged and the process runs without the server; any other address that cannot be bound stops the process at start."`
+	UnreadyOnStall bool   `yaml:"unreadyOnStall" doc:"Make /readyz answer 503 while a partition of a pipe is stalled (see the pipe's stallTimeout), so that an orchestrator can act. Without it /readyz only asks that every pipe is running."`
+}
+
+// Validate checks the address.
+func (a *AdminConfig) Validate() []FieldProblem {
+	_, port, err := net.SplitHostPort(a.Address)
+	if err != nil {
+		return []FieldProblem{{Field: "address", Msg: fmt.Sprintf("%q is not host:port", a.Address)}}
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return []FieldProblem{{Field: "address", Msg: fmt.Sprintf("%q: port must be 0 to 65535", a.Address)}}
+	}
+	return nil
 }
 
 // PipeConfig is one pipe: a source, its stages and a target.
@@ -43,9 +71,23 @@ type PipeConfig struct {
 	RetryBackoff         RetryBackoff      `yaml:"retryBackoff" doc:"Delays between retries: exponential from initial, doubling, capped at maximum, with jitter (each wait is between half and all of it). A Retry-After answer asks for longer."`
 	OnFailure            DestinationConfig `yaml:"onFailure" doc:"Where records go once retries are exhausted, the target rejected them for good, or they are too old: the on-failure record of Lambda (requestContext, responseContext, KafkaBatchInfo) with the error and, where the destination takes it, the records. Only then are their offsets committed. A destination that fails is retried, the partition waiting."`
 
+	LogLevel             string        `yaml:"logLevel" enum:"OFF,ERROR,WARN,INFO,DEBUG,TRACE" doc:"This pipe's log level, as EventBridge Pipes has it: OFF, ERROR, INFO or TRACE (WARN and DEBUG too). TRACE adds a line per batch: what it held, how long it took, what was delivered and filtered. Default: the file's logLevel. A change applies on reload without restarting the pipe."`
+	IncludeExecutionData bool          `yaml:"includeExecutionData" doc:"At TRACE, also log each batch's payload (the envelope handed to the target, cut at 64 KiB) and a summary of the target's request and response. Payloads are the records' data: turn it on only where the log may hold them. Secrets of the config never appear. A change applies on reload without restarting the pipe."`
+	StallTimeout         time.Duration `yaml:"stallTimeout" default:"5m" min:"0s" max:"168h" doc:"A partition with lag whose committed offset has not moved for this long is stalled: a WARN line (and an INFO line when it moves again), pipe_partition_stalled, /pipes, and /readyz when admin.unreadyOnStall is set. A partition blocked on retries says so, with the failing offset and reason. 0 turns detection off. Committed offsets move once per commitInterval of the source: a stallTimeout not longer than twice that is raised to it (with a warning)."`
+
 	// Line and Column are where the pipe starts in the file.
 	Line, Column int `yaml:"-"`
+
+	fingerprint string
 }
+
+// Fingerprint identifies the pipe's settings: a hash of its YAML subtree
+// in a canonical form (keys sorted, anchors resolved, ${...} references
+// expanded, so a rotated secret file counts as a change), leaving out
+// logLevel and includeExecutionData, which apply without a restart. Two
+// configs of a pipe with the same fingerprint run the same way; a reload
+// restarts only the pipes whose fingerprint changed.
+func (p *PipeConfig) Fingerprint() string { return p.fingerprint }
 
 // RetryBackoff is the delay policy between retries.
 type RetryBackoff struct {
@@ -80,6 +122,16 @@ func (p *PipeConfig) Validate() []FieldProblem {
 		}
 	}
 	return ps
+}
+
+// EffectiveStallTimeout is the stall timeout in effect: StallTimeout, or
+// twice the source's commit interval when that is longer (committed offsets
+// move only that often).
+func (p *PipeConfig) EffectiveStallTimeout() time.Duration {
+	if ci, ok := p.Source.(interface{ CommitEvery() time.Duration }); ok && p.StallTimeout > 0 && p.StallTimeout < 2*ci.CommitEvery() {
+		return 2 * ci.CommitEvery()
+	}
+	return p.StallTimeout
 }
 
 // RetryLimit is the number of retries in effect: maximumRetryAttempts,
@@ -143,6 +195,7 @@ func parse(file string, data []byte, x expander) (*Config, error) {
 					break
 				}
 				cfg.Pipes[j].Line, cfg.Pipes[j].Column = item.Line, item.Column
+				cfg.Pipes[j].fingerprint = fingerprint(item, x)
 				name := cfg.Pipes[j].Name
 				if name != "" && seen[name] {
 					d.pipe = pipeName(item)
@@ -208,4 +261,44 @@ func yamlProblem(file string, data []byte, err error) Problem {
 		return Problem{File: file, Line: 1, Column: 1, Msg: "YAML: " + te.Error()}
 	}
 	return Problem{File: file, Line: 1, Column: 1, Msg: "YAML syntax: " + strings.TrimPrefix(msg, "yaml: ")}
+}
+
+// fingerprint hashes a pipe's YAML subtree in a canonical form; see
+// PipeConfig.Fingerprint.
+func fingerprint(n *yaml.Node, x expander) string {
+	data, _ := json.Marshal(canonical(n, x, true))
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:16])
+}
+
+// inPlace are the pipe keys that a reload applies without a restart.
+var inPlace = map[string]bool{"logLevel": true, "includeExecutionData": true}
+
+func canonical(n *yaml.Node, x expander, top bool) any {
+	n = resolveAlias(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i].Value
+			if top && inPlace[k] {
+				continue
+			}
+			m[k] = canonical(n.Content[i+1], x, false)
+		}
+		return m
+	case yaml.SequenceNode:
+		l := make([]any, len(n.Content))
+		for i, c := range n.Content {
+			l[i] = canonical(c, x, false)
+		}
+		return l
+	case yaml.ScalarNode:
+		v, _, err := x.expand(n.Value)
+		if err != nil {
+			v = n.Value
+		}
+		return n.ShortTag() + " " + v
+	}
+	return nil
 }

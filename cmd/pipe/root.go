@@ -92,46 +92,9 @@ func reportProblems(w io.Writer, err error) error {
 	return err
 }
 
-func newRun() *cobra.Command {
-	var file string
-	cmd := &cobra.Command{
-		Use:   "run",
-		Short: "Run the pipes of a config file",
-		Long:  "Run the pipes of a config file until SIGINT or SIGTERM; then stop fetching, drain in-flight batches (shutdownTimeout), commit and leave the groups.",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := load(cmd.ErrOrStderr(), file)
-			if err != nil {
-				return err
-			}
-			return runPipes(cmd.Context(), cfg, cmd.ErrOrStderr())
-		},
-	}
-	cmd.Flags().StringVarP(&file, "file", "f", "pipes.yaml", "config file")
-	return cmd
-}
-
 func newLogger(cfg *pipeline.Config, w io.Writer) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
-	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
-	}
-	return slog.New(slog.NewTextHandler(w, opts))
-}
-
-// runPipes runs the config's pipes until SIGINT/SIGTERM (or ctx ends). A
-// second signal stops at once.
-func runPipes(ctx context.Context, cfg *pipeline.Config, logw io.Writer) error {
-	logger := newLogger(cfg, logw)
-	pipes, err := pipeline.Build(cfg, logger)
-	if err != nil {
-		return err
-	}
-	ctx, stop := signalContext(ctx, logger)
-	defer stop()
-	return pipeline.Run(ctx, pipes)
+	level, _ := pipeline.ParseLevel(cfg.LogLevel)
+	return pipeline.NewLogger(w, cfg.LogFormat, level)
 }
 
 // signalContext is cancelled by the first SIGINT or SIGTERM; a second one

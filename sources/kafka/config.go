@@ -111,6 +111,10 @@ func (c *Config) UseBrokers(brokers []string) {
 // Conn returns the connection settings.
 func (c *Config) Conn() *kafkaconn.Config { return &kafkaconn.Config{TLS: c.TLS, SASL: c.SASL} }
 
+// CommitEvery is the commit interval: a pipe's stallTimeout must be
+// longer.
+func (c *Config) CommitEvery() time.Duration { return c.CommitInterval }
+
 // SourceTopics lists the topics the pipe reads, for checks that span the
 // pipe (an on-failure topic must not be one of them).
 func (c *Config) SourceTopics() []string { return c.Topics }

@@ -20,6 +20,8 @@ type partition struct {
 	topic     string
 	partition int32
 
+	status *pipeline.PartitionStatus
+
 	ctx    context.Context // in-flight batches run under it
 	cancel context.CancelFunc
 	quit   chan struct{} // closed when the partition leaves this member
@@ -59,6 +61,8 @@ func newPartition(s *source, cl *kgo.Client, topic string, n int32) *partition {
 		quit: make(chan struct{}),
 		done: make(chan struct{}),
 		wake: make(chan struct{}, 1),
+
+		status: s.status.Assign(topic, n),
 		batch: pipeline.Batch{
 			EventSource:      pipeline.EventSourceSelfManagedKafka,
 			BootstrapServers: s.bootstrap,
@@ -81,6 +85,7 @@ func (p *partition) push(recs []*kgo.Record, now time.Time) {
 	for _, r := range recs {
 		n += bufferedSize(r)
 	}
+	p.status.Polled(recs[0].Offset, len(recs), n-recordOverhead*len(recs))
 	p.mu.Lock()
 	p.chunks = append(p.chunks, chunk{recs: recs, at: now})
 	p.bytes += n

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pipe-run/pipe/pipeline"
@@ -37,6 +39,8 @@ type source struct {
 	stopping   chan struct{}
 
 	errLog errorLog
+	// status is the pipe's status: state, group and partitions.
+	status *pipeline.Status
 }
 
 type tp struct {
@@ -55,6 +59,10 @@ func newSource(c *Config, group string, env pipeline.Env) *source {
 		bootstrap: strings.Join(c.brokers, ","),
 		sem:       make(chan struct{}, c.MaximumConcurrency),
 		parts:     map[tp]*partition{},
+		status:    env.Status,
+	}
+	if s.status == nil {
+		s.status = pipeline.NewStatus(env.Pipe, env.Logger, nil, 0)
 	}
 	reset := kgo.NewOffset().AtStart()
 	switch c.StartingPosition {
@@ -82,8 +90,49 @@ func newSource(c *Config, group string, env pipeline.Env) *source {
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
 		kgo.WithLogger(kgoLogger{s.log}),
+		kgo.WithHooks(hooks{s}),
 	}
 	return s
+}
+
+// hooks turn franz-go's connection and group events into the pipe's state:
+// a rejected password or an untrusted certificate fails the pipe with the
+// reason explained (kafkaconn.Explain); franz-go keeps retrying with
+// backoff, and the pipe runs again once a connection succeeds.
+type hooks struct{ s *source }
+
+var (
+	_ kgo.HookBrokerConnect    = hooks{}
+	_ kgo.HookGroupManageError = hooks{}
+)
+
+func (h hooks) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err == nil {
+		h.s.status.Connected()
+		return
+	}
+	h.s.connError(err)
+}
+
+func (h hooks) OnGroupManageError(err error) {
+	h.s.status.Left()
+	if !h.s.connError(err) {
+		h.s.status.Error("consumer group: " + err.Error())
+	}
+}
+
+// connError fails the pipe when err is a connection or security failure;
+// it returns false for other errors.
+func (s *source) connError(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	f, ok := s.cfg.Conn().Explain(err)
+	if !ok {
+		return false
+	}
+	s.status.Fail(string(f.Kind), f.Reason)
+	return true
 }
 
 // Run consumes until ctx is cancelled, then drains and commits.
@@ -97,6 +146,12 @@ func (s *source) Run(ctx context.Context, h pipeline.Handler) error {
 		return err
 	}
 	s.log.Info("consuming", "brokers", s.bootstrap, "topics", strings.Join(s.cfg.Topics, ","))
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		s.watchOffsets(watchCtx, cl)
+	}()
 
 	for {
 		fetches := cl.PollRecords(ctx, 0)
@@ -105,20 +160,78 @@ func (s *source) Run(ctx context.Context, h pipeline.Handler) error {
 			break
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
-			if errors.Is(err, context.Canceled) {
+			if errors.Is(err, context.Canceled) || s.connError(err) {
 				return
 			}
+			s.status.Error("fetch: " + err.Error())
 			s.errLog.warn(s.log, "fetch failed; the client retries", "topic", topic, "partition", partition, "error", err)
 		})
 		now := time.Now()
 		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
-			if len(p.Records) > 0 {
-				s.dispatch(p.Topic, p.Partition, p.Records, now)
-			}
+			s.dispatch(p.Topic, p.Partition, p.Records, p.HighWatermark, now)
 		})
 		cl.AllowRebalance()
 	}
+	stopWatch()
+	<-watched
 	return s.shutdown(cl)
+}
+
+// endOffsetsEvery is how often the high watermarks of all assigned
+// partitions are listed. Fetch responses carry them too, but not for a
+// paused partition.
+const endOffsetsEvery = 5 * time.Second
+
+// watchOffsets keeps the partitions' committed offsets, high watermarks
+// and the group's generation current in the pipe's status, until ctx ends.
+func (s *source) watchOffsets(ctx context.Context, cl *kgo.Client) {
+	every := min(s.cfg.CommitInterval, time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	adm := kadm.NewClient(cl)
+	var listed time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.refreshCommitted(cl)
+		if time.Since(listed) < endOffsetsEvery {
+			continue
+		}
+		listed = time.Now()
+		lctx, cancel := context.WithTimeout(ctx, endOffsetsEvery)
+		ends, err := adm.ListEndOffsets(lctx, s.cfg.Topics...)
+		cancel()
+		if err != nil {
+			continue // a connection problem is reported by the hooks
+		}
+		s.mu.Lock()
+		ends.Each(func(o kadm.ListedOffset) {
+			if p := s.parts[tp{o.Topic, o.Partition}]; p != nil && o.Err == nil {
+				p.status.SetHighWatermark(o.Offset)
+			}
+		})
+		s.mu.Unlock()
+	}
+}
+
+// refreshCommitted copies the group's committed offsets and generation
+// into the status.
+func (s *source) refreshCommitted(cl *kgo.Client) {
+	member, gen := cl.GroupMetadata()
+	if gen >= 0 {
+		s.status.SetGroup(s.group, member, gen)
+	}
+	committed := cl.CommittedOffsets()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, p := range s.parts {
+		if o, ok := committed[key.topic][key.partition]; ok {
+			p.status.SetCommitted(o.Offset)
+		}
+	}
 }
 
 // shutdown drains in-flight batches within the drain timeout, commits what
@@ -143,6 +256,7 @@ func (s *source) shutdown(cl *kgo.Client) error {
 	if err != nil {
 		s.log.Error("final commit failed; the uncommitted records will be delivered again", "error", err)
 	}
+	s.refreshCommitted(cl)
 	cl.Close() // leaves the group
 	return nil
 }
@@ -165,7 +279,7 @@ func waitAll(parts []*partition, d time.Duration) bool {
 	return true
 }
 
-func (s *source) dispatch(topic string, partition int32, recs []*kgo.Record, now time.Time) {
+func (s *source) dispatch(topic string, partition int32, recs []*kgo.Record, hwm int64, now time.Time) {
 	s.mu.Lock()
 	p := s.parts[tp{topic, partition}]
 	s.mu.Unlock()
@@ -173,12 +287,14 @@ func (s *source) dispatch(topic string, partition int32, recs []*kgo.Record, now
 		// Not ours (any more): the new owner reads these from the committed offset.
 		return
 	}
-	p.push(recs, now)
+	p.status.SetHighWatermark(hwm)
+	if len(recs) > 0 {
+		p.push(recs, now)
+	}
 }
 
 func (s *source) assigned(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	for topic, ps := range assigned {
 		for _, n := range ps {
 			key := tp{topic, n}
@@ -190,7 +306,16 @@ func (s *source) assigned(_ context.Context, cl *kgo.Client, assigned map[string
 			go p.work()
 		}
 	}
-	s.log.Info("partitions assigned", "partitions", describe(assigned))
+	s.mu.Unlock()
+	// Called after every join, with nothing new assigned too: the group is
+	// joined.
+	member, gen := cl.GroupMetadata()
+	s.status.SetGroup(s.group, member, gen)
+	s.status.Running()
+	s.refreshCommitted(cl)
+	if len(assigned) > 0 {
+		s.log.Info("partitions assigned", "partitions", describe(assigned))
+	}
 }
 
 func (s *source) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
@@ -201,6 +326,7 @@ func (s *source) revoked(ctx context.Context, cl *kgo.Client, revoked map[string
 }
 
 func (s *source) lost(_ context.Context, cl *kgo.Client, lost map[string][]int32) {
+	s.status.Left()
 	s.release(cl, lost, true)
 }
 
@@ -243,6 +369,9 @@ func (s *source) release(cl *kgo.Client, ps map[string][]int32, lost bool) {
 		}
 	}
 	cl.ResumeFetchPartitions(ps) // pauses outlive assignments in kgo
+	for _, p := range parts {
+		s.status.Release(p.status)
+	}
 	if lost {
 		s.log.Warn("partitions lost", "partitions", describe(ps))
 	} else {
