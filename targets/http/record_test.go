@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -505,5 +507,47 @@ func TestConfigProblemsHideSecrets(t *testing.T) {
 	}
 	if !strings.Contains(got, "auth.apiKey.value") || !strings.Contains(got, "headers") {
 		t.Errorf("problems do not name the fields:\n%s", got)
+	}
+}
+
+// An endpoint that answers 200 before reading a large body: a record's
+// body buffer is reused for the next record only once the transport let
+// go of it. Run with -race.
+func TestRecordEarlyAnswerLargeBodies(t *testing.T) {
+	var mu sync.Mutex
+	read := 0
+	srv := newRecorder(t, nil)
+	srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-Read") != "1" {
+			return // 200 at once, the body unread
+		}
+		body, _ := io.ReadAll(r.Body)
+		fill, _ := strconv.Atoi(r.Header.Get("X-Size"))
+		if want := strings.Repeat(r.Header.Get("X-Fill"), fill); string(body) != want {
+			t.Errorf("a body of %d bytes arrived changed: its buffer was reused while it was sent", len(body))
+		}
+		mu.Lock()
+		read++
+		mu.Unlock()
+	})
+	tg := build(t, "url: "+srv.URL+"\ninputTemplate: '<$.value>'\nconcurrency: 4\nheaderParameters: {X-Read: $.headers.read, X-Fill: $.headers.fill, X-Size: $.headers.size}")
+	var recs []pipeline.Record
+	for p := range 4 {
+		for o := range 8 {
+			fill, size := string(rune('A'+p*8+o)), 600_000+p*1000+o
+			r := jrec(int32(p), int64(o), "k", strings.Repeat(fill, size))
+			r.Headers = []pipeline.Header{{Key: "fill", Value: []byte(fill)}, {Key: "read", Value: []byte(fmt.Sprint(o % 2))}, {Key: "size", Value: []byte(fmt.Sprint(size))}}
+			recs = append(recs, r)
+		}
+	}
+	for range 3 {
+		if err := deliver(t, tg, batchOf(recs...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if read != 3*16 {
+		t.Errorf("%d bodies read, want 48", read)
 	}
 }
