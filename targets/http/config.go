@@ -309,6 +309,10 @@ func (c *Config) Validate() []pipeline.FieldProblem {
 			add("headers", "%q is not a valid header name", k)
 			continue
 		}
+		if reservedHeader(k) {
+			add("headers", "%q is set by the HTTP client from the request; it cannot be set here", k)
+			continue
+		}
 		if !validHeaderValue(c.Headers[k]) {
 			add("headers", "the value of %q holds a character a header value cannot carry (a control character or a line break)", k)
 		}
@@ -320,6 +324,9 @@ func (c *Config) Validate() []pipeline.FieldProblem {
 		switch {
 		case k == "" || !validHeaderName(k):
 			add("headerParameters", "%q is not a valid header name", k)
+			continue
+		case reservedHeader(k):
+			add("headerParameters", "%q is set by the HTTP client from the request; it cannot be set here", k)
 			continue
 		case names[ck] != "":
 			add("headerParameters", "%q is set in headers too; set it once", k)
@@ -416,6 +423,16 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// reservedHeader reports whether the client sets the header itself from
+// the request (its host, its body framing, the connection).
+func reservedHeader(name string) bool {
+	switch http.CanonicalHeaderKey(name) {
+	case "Host", "Content-Length", "Transfer-Encoding", "Connection", "Te", "Trailer", "Upgrade", "Keep-Alive", "Proxy-Connection":
+		return true
+	}
+	return false
 }
 
 // validHeaderValue reports whether s can be sent as a header value: no

@@ -19,8 +19,16 @@
 // partitions' records are done. The error is permanent only when every
 // partition failed permanently, and carries the longest Retry-After.
 //
-// GET, HEAD and OPTIONS requests have no body; an inputTemplate with them
-// is a load error.
+// Sending a partition's records at the same time as the other partitions'
+// pays off as soon as the endpoint takes time to answer: against a loopback
+// endpoint answering in 1 ms, 100 records over 8 partitions go about 6
+// times faster with concurrency 8 than one at a time (see the benchmarks).
+//
+// A template that looks like JSON but is not valid JSON (a trailing comma)
+// is a text template: it is sent as text/plain and its values are not
+// escaped, and the target logs a warning when it is built. GET, HEAD and
+// OPTIONS requests have no body; an inputTemplate with them is a load
+// error.
 //
 // # Parameters
 //
@@ -34,7 +42,9 @@
 // the record has no single value for a batch, so batch mode rejects it when
 // the file loads rather than picking one record's value. A record whose
 // path parameter resolves to nothing, or whose header value would hold a
-// line break, fails permanently (it is never sent).
+// line break, fails permanently (it is never sent). Host, Content-Length,
+// Transfer-Encoding and the connection headers are the client's and cannot
+// be set.
 //
 // # Answers
 //
@@ -64,9 +74,10 @@
 //
 // tls.caFile adds roots to the system's, certFile and keyFile present a
 // client certificate (mutual TLS), serverName overrides the name checked
-// on the url's host (not on the token endpoint's). The files are read when
-// the config loads, so `pipe validate` reports a missing or bad file.
-// insecureSkipVerify logs a warning when the target is built.
+// on the url's host. All but serverName apply to the OAuth2 token endpoint
+// too. The files are read when the config loads, so `pipe validate`
+// reports a missing or bad file. insecureSkipVerify logs a warning when the
+// target is built.
 //
 // # Rate limit
 //

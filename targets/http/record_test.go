@@ -485,6 +485,8 @@ func TestConfigProblems(t *testing.T) {
 		{"url: https://h/\ntls: {keyFile: /nonexistent/k.pem}", "tls.keyFile: needs certFile too"},
 		{"url: https://h/\ntls: {certFile: /nonexistent/c.pem, keyFile: /nonexistent/k.pem}", "tls.certFile: cannot read the file"},
 		{"url: http://*.h/", "url: a * is a path parameter and may appear in the path only"},
+		{"url: http://h/\nheaders: {host: other}", `headers: "host" is set by the HTTP client`},
+		{"url: http://h/\nheaderParameters: {Content-Length: '5'}", `headerParameters: "Content-Length" is set by the HTTP client`},
 		{"url: http://h/\nheaders: {X-A: \"a\\nb\"}", `headers: the value of "X-A" holds a character`},
 	} {
 		t.Run(tc.want, func(t *testing.T) {

@@ -78,6 +78,11 @@ func newTarget(c *Config, env pipeline.Env) (*target, error) {
 			logger.Warn("http target: tls.insecureSkipVerify is set: server certificates are NOT verified; anyone on the network path can read and change the traffic, credentials included")
 		}
 	}
+	if c.tmpl != nil && !c.tmpl.JSON() {
+		if s := strings.TrimSpace(c.InputTemplate); strings.HasPrefix(s, "{") || strings.HasPrefix(s, "[") {
+			logger.Warn("http target: inputTemplate looks like JSON but is not valid JSON (a trailing comma? an unquoted key?): it is sent as text/plain, and values are not escaped for JSON")
+		}
+	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConns = 256
 	tr.MaxIdleConnsPerHost = 256

@@ -276,3 +276,28 @@ func TestTLSBadFiles(t *testing.T) {
 		}
 	}
 }
+
+// A template that looks like JSON but is not is worth a warning: it is sent
+// as text, unescaped.
+func TestNotQuiteJSONTemplateWarns(t *testing.T) {
+	for _, tc := range []struct {
+		template string
+		warn     bool
+	}{
+		{`{"id": <$.value.id>,}`, true},
+		{`[<$.value.id> <$.key>]`, true},
+		{`{"id": <$.value.id>}`, false},
+		{`id=<$.value.id>`, false},
+	} {
+		var logs bytes.Buffer
+		var mu sync.Mutex
+		logger := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs, mu: &mu}, nil))
+		buildLogged(t, "url: http://127.0.0.1:1/\ninputTemplate: '"+tc.template+"'", logger)
+		mu.Lock()
+		got := strings.Contains(logs.String(), "level=WARN") && strings.Contains(logs.String(), "not valid JSON")
+		mu.Unlock()
+		if got != tc.warn {
+			t.Errorf("template %s: warned %v, want %v (log %q)", tc.template, got, tc.warn, logs.String())
+		}
+	}
+}
