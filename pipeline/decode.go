@@ -410,6 +410,11 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			failed[f.key] = true
 			continue
 		}
+		if ft := v.Field(f.index).Type(); ft.Kind() == reflect.Struct && ft != timeType && !reflect.PointerTo(ft).Implements(nodeDecoderType) {
+			// A nested block left out gets its defaults.
+			d.decodeStruct(&yaml.Node{Kind: yaml.MappingNode, Line: n.Line, Column: n.Column}, v.Field(f.index), join(path, f.key))
+			continue
+		}
 		if f.def != "" {
 			if err := setScalar(v.Field(f.index), f.def, true); err != nil {
 				panic(fmt.Sprintf("pipeline: bad default %q for %s: %v", f.def, f.key, err))

@@ -358,3 +358,27 @@ func (a *alwaysPartial) Deliver(ctx context.Context, b *pipeline.Batch) error {
 }
 
 func (a *alwaysPartial) Close() error { return nil }
+
+// TestRetryBackoffDefaults: a pipe without a retryBackoff block gets its
+// defaults, so retries wait.
+func TestRetryBackoffDefaults(t *testing.T) {
+	cfg, err := pipeline.Parse("pipes.yaml", []byte(`pipes:
+  - name: a
+    source:
+      kafka: {bootstrapServers: k:9092, topics: [a]}
+    target: {stdout: {}}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := cfg.Pipes[0].RetryBackoff; b.Initial != 200*time.Millisecond || b.Maximum != 30*time.Second {
+		t.Fatalf("retryBackoff %+v, want 200ms to 30s", b)
+	}
+	pipes, err := pipeline.Build(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := pipes[0]; p.Backoff.Initial != 200*time.Millisecond || p.Backoff.Max != 30*time.Second {
+		t.Fatalf("pipe backoff %+v", p.Backoff)
+	}
+}
