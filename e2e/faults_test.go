@@ -55,6 +55,7 @@ func (c faultPipe) write(t *testing.T) string {
 	fmt.Fprintf(&b, `logLevel: %s
 logFormat: json
 shutdownTimeout: 5s
+admin: {address: "127.0.0.1:0"}
 pipes:
   - name: faults
     source:
@@ -695,6 +696,7 @@ const (
 	msgDeadLettered = "records sent to the on-failure destination"
 	msgRetrying     = "batch failed; retrying, the partition waits"
 	msgDestFailed   = "on-failure destination failed; retrying, the partition waits"
+	msgBisect       = "batch failed; splitting it in halves"
 )
 
 // logsWith returns the lines with message msg.
@@ -1080,4 +1082,132 @@ func (d *dlqReader) set() map[po]int {
 		m[k]++
 	}
 	return m
+}
+
+// adminAddr returns the address of the process's admin server, from its
+// log.
+func adminAddr(t *testing.T, p *proc) string {
+	t.Helper()
+	var addr string
+	waitFor(t, 30*time.Second, p.name+"'s admin server", func() (bool, string) {
+		for _, l := range logLines(t, p) {
+			if l["msg"] == "admin server listening" {
+				addr, _ = l["address"].(string)
+			}
+		}
+		return addr != "", "no \"admin server listening\" in the log"
+	}, p)
+	return addr
+}
+
+// metrics is a scrape of /metrics: the value of each series.
+type metrics []struct {
+	name   string
+	labels map[string]string
+	value  float64
+}
+
+var seriesRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
+var labelRE = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+
+// scrape reads the admin server's /metrics.
+func scrape(t *testing.T, addr string) metrics {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: status %d, %v", resp.StatusCode, err)
+	}
+	var m metrics
+	for _, line := range strings.Split(string(body), "\n") {
+		sm := seriesRE.FindStringSubmatch(line)
+		if sm == nil || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(sm[3], 64)
+		if err != nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, lm := range labelRE.FindAllStringSubmatch(sm[2], -1) {
+			labels[lm[1]] = lm[2]
+		}
+		m = append(m, struct {
+			name   string
+			labels map[string]string
+			value  float64
+		}{sm[1], labels, v})
+	}
+	return m
+}
+
+// sum adds up the series of name whose labels include kv (pairs).
+func (m metrics) sum(name string, kv ...string) float64 {
+	var total float64
+	for _, s := range m {
+		if s.name != name {
+			continue
+		}
+		ok := true
+		for i := 0; i+1 < len(kv); i += 2 {
+			ok = ok && s.labels[kv[i]] == kv[i+1]
+		}
+		if ok {
+			total += s.value
+		}
+	}
+	return total
+}
+
+// checkCounters compares counters of the pipe "faults" with what the test
+// saw happen.
+func checkCounters(t *testing.T, m metrics, want map[string]float64) {
+	t.Helper()
+	for name, v := range want {
+		if got := m.sum(name, "pipe", "faults"); got != v {
+			t.Errorf("metric %s is %v, want %v", name, got, v)
+		}
+	}
+}
+
+// partitionReport is a partition as /pipes shows it.
+type partitionReport struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Blocked   *struct {
+		Offset   int64  `json:"offset"`
+		Stage    string `json:"stage"`
+		Reason   string `json:"reason"`
+		Attempts int    `json:"attempts"`
+	} `json:"blockedOnRetry"`
+}
+
+// partitionsOf reads the partitions of the pipe "faults" from /pipes.
+func partitionsOf(t *testing.T, addr string) []partitionReport {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/pipes")
+	if err != nil {
+		t.Fatalf("GET /pipes: %v", err)
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Pipes []struct {
+			Name  string            `json:"name"`
+			Parts []partitionReport `json:"partitions"`
+		} `json:"pipes"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatalf("GET /pipes: %v", err)
+	}
+	for _, p := range out.Pipes {
+		if p.Name == "faults" {
+			return p.Parts
+		}
+	}
+	t.Fatalf("GET /pipes: no pipe faults in %+v", out)
+	return nil
 }
