@@ -374,6 +374,10 @@ func (c *carver) begin(maxFields int) {
 	// Fields; elements half as much again as the last one used, so that a
 	// generation usually ends by its Fields running short.
 	c.fieldsSize = min(fieldsPerChunk, max(64, 2*(c.fieldsUsed+maxFields)))
+	if c.fieldsSize == fieldsPerChunk && maxFields > 0 {
+		// A full chunk holds a whole number of documents like this one.
+		c.fieldsSize -= c.fieldsSize % maxFields
+	}
 	c.elemsSize = min(elemsPerChunk, max(16, c.elemsUsed+c.elemsUsed/2))
 	c.fields, c.elems = nil, nil
 	c.fieldsTaken, c.elemsTaken, c.ended = false, false, false
