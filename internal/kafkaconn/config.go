@@ -113,10 +113,10 @@ func (s *SASL) Validate() []pipeline.FieldProblem {
 	switch s.Mechanism {
 	case MechPlain, MechScram256, MechScram512:
 		if s.Username == "" {
-			add("", "mechanism %s needs username", s.Mechanism)
+			add("username", "mechanism %s needs username", s.Mechanism)
 		}
 		if s.Password == "" {
-			add("", "mechanism %s needs password", s.Mechanism)
+			add("password", "mechanism %s needs password", s.Mechanism)
 		}
 		notFor(s.Token != "", "token")
 		notFor(s.OAuth != nil, "oauth")

@@ -96,7 +96,7 @@ sasl: {mechanism: GSSAPI, username: a, password: b}`,
 			[]string{`pipes.yaml:6:29: pipe "p": source.kafkaconn-test.connection.sasl.mechanism: must be one of PLAIN, SCRAM-SHA-256, SCRAM-SHA-512, OAUTHBEARER, AWS_MSK_IAM, got "GSSAPI"`}},
 		{"plain without password", `
 sasl: {mechanism: PLAIN, username: alice}`,
-			[]string{`pipes.yaml:6:17: pipe "p": source.kafkaconn-test.connection.sasl: mechanism PLAIN needs password`}},
+			[]string{`pipes.yaml:6:17: pipe "p": source.kafkaconn-test.connection.sasl.password: mechanism PLAIN needs password`}},
 		{"scram with a token", `
 sasl:
   mechanism: SCRAM-SHA-256
