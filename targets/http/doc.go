@@ -58,6 +58,11 @@
 // never show header values. The target never retries on its own, except to
 // send a request once more with a new OAuth2 token after a 401.
 //
+// Preview (for `pipe test`) renders the requests Deliver would make
+// without sending them. It shows header and query parameters but never the
+// fixed headers, the auth or the url's own query and credentials: secrets
+// belong there.
+//
 // # Auth
 //
 // basic sets an Authorization header, apiKey a header of its name. oauth2

@@ -54,7 +54,10 @@ type target struct {
 	tctx   pipeline.TemplateContext
 }
 
-var _ pipeline.Target = (*target)(nil)
+var (
+	_ pipeline.Target    = (*target)(nil)
+	_ pipeline.Previewer = (*target)(nil)
+)
 
 func newTarget(c *Config, env pipeline.Env) (*target, error) {
 	if c.u == nil {
@@ -517,6 +520,23 @@ func (t *target) runLane(ctx context.Context, x *exchange, b *pipeline.Batch, l 
 
 // sendRecord renders a record's request and sends it.
 func (t *target) sendRecord(ctx context.Context, x *exchange, rec *pipeline.Record, tctx *pipeline.TemplateContext) *failure {
+	var p prepared
+	if why := t.prepare(x, rec, tctx, &p); why != "" {
+		return &failure{permanent: true, err: fmt.Errorf("%s: record %s-%d offset %d: %s", t.where, rec.Topic, rec.Partition, rec.Offset, why)}
+	}
+	return t.send(ctx, x, &p.u, p.header, p.payload, rec)
+}
+
+// prepared is a record's request, ready to send.
+type prepared struct {
+	u       url.URL
+	header  http.Header
+	payload []byte // x.buf
+}
+
+// prepare renders rec's request into p. It returns why the record cannot
+// be sent, or "".
+func (t *target) prepare(x *exchange, rec *pipeline.Record, tctx *pipeline.TemplateContext, p *prepared) string {
 	c := t.cfg
 	payload := x.buf[:0]
 	if c.body {
@@ -527,16 +547,13 @@ func (t *target) sendRecord(ctx context.Context, x *exchange, rec *pipeline.Reco
 		}
 	}
 	x.buf = payload
-	bad := func(format string, args ...any) *failure {
-		return &failure{permanent: true, err: fmt.Errorf("%s: record %s-%d offset %d: "+format,
-			append([]any{t.where, rec.Topic, rec.Partition, rec.Offset}, args...)...)}
-	}
+	p.payload = payload
 
-	u := t.base
+	p.u = t.base
 	if t.dynPath {
 		var k int
-		if u.Path, u.RawPath, k = t.fillPath(x, rec, tctx); k >= 0 {
-			return bad("path parameter %d (pathParameterValues[%d]) is empty", k+1, k)
+		if p.u.Path, p.u.RawPath, k = t.fillPath(x, rec, tctx); k >= 0 {
+			return fmt.Sprintf("path parameter %d (pathParameterValues[%d]) is empty", k+1, k)
 		}
 	}
 	if len(t.dynQuery) > 0 {
@@ -554,18 +571,69 @@ func (t *target) sendRecord(ctx context.Context, x *exchange, rec *pipeline.Reco
 			v := url.QueryEscape(string(q[start:]))
 			q = append(q[:start], v...)
 		}
-		u.RawQuery = string(q)
+		p.u.RawQuery = string(q)
 		x.scratch = q[:0]
 	}
-	h := t.header.Clone()
+	p.header = t.header.Clone()
 	for _, hp := range t.dynHeader {
 		x.scratch = hp.p.Append(x.scratch[:0], rec, tctx)
 		if !validHeaderValue(string(x.scratch)) {
-			return bad("header %s: the value read from the record holds a line break or another control character", hp.name)
+			return fmt.Sprintf("header %s: the value read from the record holds a line break or another control character", hp.name)
 		}
-		h[hp.name] = []string{string(x.scratch)}
+		p.header[hp.name] = []string{string(x.scratch)}
 	}
-	return t.send(ctx, x, &u, h, payload, rec)
+	return ""
+}
+
+// Preview says what Deliver would send, for `pipe test`: the requests
+// with their method, url path, header and query parameters and body, and
+// the records that would fail before any call. The fixed headers, auth and
+// the url's own query are left out: they may hold secrets.
+func (t *target) Preview(b *pipeline.Batch, tctx *pipeline.TemplateContext) []pipeline.Request {
+	c := t.cfg
+	x := &exchange{}
+	attrs := func(p *prepared) map[string]string {
+		a := map[string]string{}
+		if ct := p.header.Get("Content-Type"); ct != "" {
+			a["header Content-Type"] = ct
+		}
+		for _, hp := range c.headerPs {
+			a["header "+hp.name] = p.header.Get(hp.name)
+		}
+		q, _ := url.ParseQuery(p.u.RawQuery)
+		for _, qp := range c.queryPs {
+			k, _ := url.QueryUnescape(qp.key)
+			a["query "+k] = q.Get(k)
+		}
+		return a
+	}
+	summary := func(p *prepared) string {
+		return c.Method + " " + p.u.Scheme + "://" + p.u.Host + p.u.EscapedPath()
+	}
+	if c.mode == modeBatch {
+		all := make([]int, len(b.Records))
+		for i := range all {
+			all[i] = i
+		}
+		p := prepared{u: t.base, header: t.header}
+		var body []byte
+		if c.body {
+			body = pipeline.AppendEnvelope(nil, b)
+		}
+		return []pipeline.Request{{Records: all, Summary: summary(&p), Attributes: attrs(&p), Body: body}}
+	}
+	reqs := make([]pipeline.Request, 0, len(b.Records))
+	for i := range b.Records {
+		var p prepared
+		r := pipeline.Request{Records: []int{i}}
+		if why := t.prepare(x, &b.Records[i], tctx, &p); why != "" {
+			r.Summary, r.Err = t.where, why
+		} else {
+			r.Summary, r.Attributes, r.Body = summary(&p), attrs(&p), bytes.Clone(p.payload)
+		}
+		reqs = append(reqs, r)
+	}
+	return reqs
 }
 
 // fillPath returns the url's path with its wildcards filled for rec,
