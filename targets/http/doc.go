@@ -50,7 +50,8 @@
 //
 // A 2xx answer is success. Connection errors, timeouts, 429 and 5xx are
 // retryable, with the Retry-After delay when the endpoint gives one; any
-// other answer (other 4xx, 3xx) is permanent. Only 307 and 308 redirects are
+// other answer (other 4xx, 3xx) is permanent; a 413 is marked too large,
+// so its on-failure record says MaximumPayloadSizeExceeded. Only 307 and 308 redirects are
 // followed, since they repeat the method and the body; the fixed headers
 // and auth headers are not sent on to another host or from https to http.
 // At most 1 MiB of an answer is read, and an error shows at most its first

@@ -48,6 +48,10 @@ inputTemplate: '{"id": <$.value.id>}'`
 		}
 	}
 
+	if d := tg.(pipeline.Describer).Describe(); d != "https://api.example.com/c/*/orders" {
+		t.Errorf("Describe() = %q, want the url without credentials or query", d)
+	}
+
 	// Batch mode: one request with the envelope.
 	tg = build(t, "url: http://h/in\nmethod: PUT\nheaderParameters: {X-A: b}")
 	reqs = tg.(pipeline.Previewer).Preview(b, &tctx)

@@ -255,6 +255,7 @@ func TestRecordFailureClasses(t *testing.T) {
 		status     map[int]int // partition -> status of its first record
 		retryAfter map[int]string
 		permanent  bool
+		tooLarge   bool
 		after      time.Duration
 		failed     []int
 	}{
@@ -262,6 +263,8 @@ func TestRecordFailureClasses(t *testing.T) {
 		{name: "400 and 404", status: map[int]int{0: 400, 2: 404}, permanent: true, failed: []int{0, 1, 4, 5}},
 		{name: "429 and 503", status: map[int]int{1: 429, 2: 503}, retryAfter: map[int]string{1: "3", 2: "7"}, after: 7 * time.Second, failed: []int{2, 3, 4, 5}},
 		{name: "all", status: map[int]int{0: 502, 1: 502, 2: 502}, failed: []int{0, 1, 2, 3, 4, 5}},
+		{name: "413 and 413", status: map[int]int{0: 413, 1: 413}, permanent: true, tooLarge: true, failed: []int{0, 1, 2, 3}},
+		{name: "413 and 400", status: map[int]int{0: 413, 1: 400}, permanent: true, failed: []int{0, 1, 2, 3}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rc := newRecorder(t, func(s seen, w http.ResponseWriter) int {
@@ -289,6 +292,9 @@ func TestRecordFailureClasses(t *testing.T) {
 			}
 			if got := pipeline.RetryAfterOf(err); got != tc.after {
 				t.Errorf("retry after %v, want %v", got, tc.after)
+			}
+			if got := pipeline.IsTooLarge(err); got != tc.tooLarge {
+				t.Errorf("too large %v, want %v", got, tc.tooLarge)
 			}
 		})
 	}

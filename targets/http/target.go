@@ -57,6 +57,7 @@ type target struct {
 var (
 	_ pipeline.Target    = (*target)(nil)
 	_ pipeline.Previewer = (*target)(nil)
+	_ pipeline.Describer = (*target)(nil)
 )
 
 func newTarget(c *Config, env pipeline.Env) (*target, error) {
@@ -224,12 +225,16 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 type failure struct {
 	err       error
 	permanent bool
+	tooLarge  bool // 413: permanent, and the on-failure condition says so
 	after     time.Duration
 }
 
 func (f *failure) wrap() error {
 	err := f.err
-	if f.permanent {
+	switch {
+	case f.tooLarge:
+		err = pipeline.TooLarge(err)
+	case f.permanent:
 		err = pipeline.Permanent(err)
 	}
 	if f.after > 0 {
@@ -285,6 +290,7 @@ func (t *target) send(ctx context.Context, x *exchange, u *url.URL, h http.Heade
 			f.after = retryAfter(a.retryAfter, time.Now())
 		} else {
 			f.permanent = true
+			f.tooLarge = a.status == http.StatusRequestEntityTooLarge
 		}
 		return f
 	}
@@ -475,7 +481,7 @@ func (t *target) deliverRecords(ctx context.Context, b *pipeline.Batch) error {
 
 	var failed []int
 	var first *lane
-	permanent := true
+	permanent, tooLarge := true, true
 	var after time.Duration
 	for k := range ls {
 		l := &ls[k]
@@ -486,6 +492,7 @@ func (t *target) deliverRecords(ctx context.Context, b *pipeline.Batch) error {
 			first = l
 		}
 		permanent = permanent && l.fail.permanent
+		tooLarge = tooLarge && l.fail.tooLarge
 		after = max(after, l.fail.after)
 		pos := 0
 		l.each(func(i int) bool {
@@ -501,7 +508,7 @@ func (t *target) deliverRecords(ctx context.Context, b *pipeline.Batch) error {
 	}
 	slices.Sort(failed)
 	err := fmt.Errorf("%d of %d records not delivered (each failed record and the rest of its partition); first: %w", len(failed), len(b.Records), first.fail.err)
-	f := failure{err: err, permanent: permanent, after: after}
+	f := failure{err: err, permanent: permanent, tooLarge: tooLarge, after: after}
 	return pipeline.RetryOnly(f.wrap(), failed)
 }
 
@@ -680,6 +687,10 @@ func retryAfter(v string, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// Describe names the target in on-failure records: the url without its
+// query or credentials.
+func (t *target) Describe() string { return t.where[len(t.cfg.Method)+1:] }
 
 func (t *target) Close() error {
 	t.client.CloseIdleConnections()

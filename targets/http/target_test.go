@@ -176,6 +176,9 @@ func TestDeliverStatus(t *testing.T) {
 			if got := pipeline.IsPermanent(err); got != tc.permanent {
 				t.Errorf("status %d: permanent %v, want %v (%v)", tc.status, got, tc.permanent, err)
 			}
+			if got := pipeline.IsTooLarge(err); got != (tc.status == 413) {
+				t.Errorf("status %d: too large %v", tc.status, got)
+			}
 			if got := pipeline.RetryAfterOf(err); got != tc.retryAfter {
 				t.Errorf("status %d: retry after %v, want %v", tc.status, got, tc.retryAfter)
 			}
