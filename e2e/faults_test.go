@@ -486,6 +486,7 @@ func failureSet(fs []*failureRec) map[po]int {
 
 // failureWant is what an on-failure record must say.
 type failureWant struct {
+	target    string // requestContext.functionArn: the target's url without query
 	condition string
 	attempts  int
 	status    int // responseContext.statusCode; 0: none
@@ -544,8 +545,8 @@ func failureProblems(f *failureRec, want failureWant, truth map[po]*rec) []probl
 	if !uuidRE.MatchString(rc.RequestID) {
 		add("requestId", "requestContext.requestId %q is not a random UUID", rc.RequestID)
 	}
-	if rc.FunctionArn != nil && strings.Contains(*rc.FunctionArn, "?") {
-		add("functionArn", "requestContext.functionArn %q holds a query", *rc.FunctionArn)
+	if rc.FunctionArn == nil || *rc.FunctionArn != want.target {
+		add("functionArn", "requestContext.functionArn is %v, want the target %q", strOr(rc.FunctionArn, "absent"), want.target)
 	}
 	if rc.Condition != want.condition {
 		add("condition", "requestContext.condition %q, want %q", rc.Condition, want.condition)
@@ -1210,4 +1211,11 @@ func partitionsOf(t *testing.T, addr string) []partitionReport {
 	}
 	t.Fatalf("GET /pipes: no pipe faults in %+v", out)
 	return nil
+}
+
+func strOr(s *string, none string) string {
+	if s == nil {
+		return none
+	}
+	return strconv.Quote(*s)
 }
