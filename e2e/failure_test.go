@@ -37,20 +37,20 @@ func TestFailureTargetRecovers(t *testing.T) {
 	b := startBroker(t)
 	const topic, group = "orders", "e2e-fail-recovers"
 	b.createTopic(t, topic)
-	truth := produceRecs(t, b, topic, keyed(400, func(i int) string { return fmt.Sprintf("k-%d", i) }))
+	truth := produceRecs(t, b, topic, keyedRecords(400, func(i int) string { return fmt.Sprintf("k-%d", i) }))
 	ends := b.endOffsets(t, topic)
 
 	const failFirst = 6
-	ft := newFaultTarget(t, func(c *call) reply {
+	ft := newFaultTarget(t, func(c *faultCall) faultReply {
 		if c.n <= failFirst {
-			return reply{status: http.StatusServiceUnavailable}
+			return faultReply{status: http.StatusServiceUnavailable}
 		}
-		return reply{status: http.StatusOK}
+		return faultReply{status: http.StatusOK}
 	})
 	dlq := t.TempDir() + "/failed.jsonl"
 	cfg := faultPipe{brokers: b.addr, topic: topic, group: group, batchSize: 20, target: httpTarget(ft.url(), ""),
 		onFailure: fmt.Sprintf(`{file: {path: "%s"}}`, dlq), policy: []string{backoffFast}}.write(t)
-	w := watchCommits(t, b, group, topic, union(ft.deliveredSet, fileDone(dlq)))
+	w := watchCommits(t, b, group, topic, doneUnion(ft.deliveredSet, fileDone(dlq)))
 	p := startPipe(t, cfg, "run-1")
 	waitFor(t, 60*time.Second, "every record to be delivered and committed", func() (bool, string) {
 		if n := len(ft.deliveredSet()); n < len(truth) {
@@ -58,7 +58,7 @@ func TestFailureTargetRecovers(t *testing.T) {
 		}
 		return allCommitted(t, b, group, topic, ends)
 	}, p, b.proc)
-	checkCounters(t, scrape(t, adminAddr(t, p)), map[string]float64{"pipe_retries_total": failFirst, "pipe_bisects_total": 0,
+	checkCounters(t, scrapeMetrics(t, adminAddr(t, p)), map[string]float64{"pipe_retries_total": failFirst, "pipe_bisects_total": 0,
 		"pipe_records_sent_to_on_failure_total": 0, "pipe_records_delivered_total": float64(len(truth))})
 	p.stop(t)
 	w.check(t)
@@ -114,7 +114,7 @@ func TestFailureRejectedByKey(t *testing.T) {
 	// in partition 5, 150 and 158 in partition 6; 399 is the last of
 	// partition 7, 0 the first of partition 0.
 	bad := map[int]bool{0: true, 5: true, 13: true, 42: true, 77: true, 150: true, 158: true, 233: true, 300: true, 399: true}
-	truth := produceRecs(t, b, topic, keyed(400, func(i int) string {
+	truth := produceRecs(t, b, topic, keyedRecords(400, func(i int) string {
 		if bad[i] {
 			return fmt.Sprintf("poison-%d", i)
 		}
@@ -122,20 +122,20 @@ func TestFailureRejectedByKey(t *testing.T) {
 	}))
 	ends := b.endOffsets(t, topic)
 	isPoison := func(k string) bool { return strings.HasPrefix(k, "poison-") }
-	poison := pick(truth, isPoison)
-	good := without(truth, poison)
+	poison := pickByKey(truth, isPoison)
+	good := except(truth, poison)
 
-	ft := newFaultTarget(t, func(c *call) reply {
+	ft := newFaultTarget(t, func(c *faultCall) faultReply {
 		if anyKey(c, isPoison) {
-			return reply{status: http.StatusBadRequest}
+			return faultReply{status: http.StatusBadRequest}
 		}
-		return reply{status: http.StatusOK}
+		return faultReply{status: http.StatusOK}
 	})
 	dlq := t.TempDir() + "/failed.jsonl"
 	cfg := faultPipe{brokers: b.addr, topic: topic, group: group, target: httpTarget(ft.url(), ""),
 		onFailure: fmt.Sprintf(`{file: {path: "%s"}}`, dlq),
 		policy:    []string{backoffFast, "bisectBatchOnError: true", "maximumRetryAttempts: 2"}}.write(t)
-	w := watchCommits(t, b, group, topic, union(ft.deliveredSet, fileDone(dlq)))
+	w := watchCommits(t, b, group, topic, doneUnion(ft.deliveredSet, fileDone(dlq)))
 	p := startPipe(t, cfg, "run-1")
 	waitFor(t, 60*time.Second, "the good records delivered, the poison ones dead-lettered, all committed", func() (bool, string) {
 		fs, err := readFailureFile(dlq)
@@ -147,7 +147,7 @@ func TestFailureRejectedByKey(t *testing.T) {
 		}
 		return allCommitted(t, b, group, topic, ends)
 	}, p, b.proc)
-	m := scrape(t, adminAddr(t, p))
+	m := scrapeMetrics(t, adminAddr(t, p))
 	p.stop(t)
 	w.check(t)
 
@@ -202,7 +202,7 @@ func TestFailureTargetTimesOut(t *testing.T) {
 	const topic, group = "orders", "e2e-fail-timeout"
 	b.createTopic(t, topic)
 	bad := map[int]bool{9: true, 58: true, 100: true} // partitions 1, 2, 4
-	truth := produceRecs(t, b, topic, keyed(200, func(i int) string {
+	truth := produceRecs(t, b, topic, keyedRecords(200, func(i int) string {
 		if bad[i] {
 			return fmt.Sprintf("slow-%d", i)
 		}
@@ -210,14 +210,14 @@ func TestFailureTargetTimesOut(t *testing.T) {
 	}))
 	ends := b.endOffsets(t, topic)
 	isSlow := func(k string) bool { return strings.HasPrefix(k, "slow-") }
-	slow := pick(truth, isSlow)
-	good := without(truth, slow)
+	slow := pickByKey(truth, isSlow)
+	good := except(truth, slow)
 
-	ft := newFaultTarget(t, func(c *call) reply {
+	ft := newFaultTarget(t, func(c *faultCall) faultReply {
 		if anyKey(c, isSlow) {
-			return reply{hang: true}
+			return faultReply{hang: true}
 		}
-		return reply{status: http.StatusOK}
+		return faultReply{status: http.StatusOK}
 	})
 	dlq := t.TempDir() + "/failed.jsonl"
 	const retries = 2
@@ -226,7 +226,7 @@ func TestFailureTargetTimesOut(t *testing.T) {
 	cfg := faultPipe{brokers: b.addr, topic: topic, group: group, target: httpTarget(ft.url(), "timeout: 200ms"),
 		onFailure: fmt.Sprintf(`{file: {path: "%s"}}`, dlq), logLevel: "DEBUG",
 		policy: []string{backoffFast, "bisectBatchOnError: true", fmt.Sprintf("maximumRetryAttempts: %d", retries)}}.write(t)
-	w := watchCommits(t, b, group, topic, union(ft.deliveredSet, fileDone(dlq)))
+	w := watchCommits(t, b, group, topic, doneUnion(ft.deliveredSet, fileDone(dlq)))
 	p := startPipe(t, cfg, "run-1")
 	waitFor(t, 60*time.Second, "the good records delivered, the slow ones dead-lettered, all committed", func() (bool, string) {
 		fs, err := readFailureFile(dlq)
@@ -238,7 +238,7 @@ func TestFailureTargetTimesOut(t *testing.T) {
 		}
 		return allCommitted(t, b, group, topic, ends)
 	}, p, b.proc)
-	m := scrape(t, adminAddr(t, p))
+	m := scrapeMetrics(t, adminAddr(t, p))
 	p.stop(t)
 	w.check(t)
 
@@ -297,17 +297,17 @@ func TestFailureRetryAfter(t *testing.T) {
 	b := startBroker(t)
 	const topic, group = "orders", "e2e-fail-retry-after"
 	b.createTopic(t, topic)
-	truth := produceRecs(t, b, topic, keyed(160, func(i int) string { return fmt.Sprintf("k-%d", i) }))
+	truth := produceRecs(t, b, topic, keyedRecords(160, func(i int) string { return fmt.Sprintf("k-%d", i) }))
 	ends := b.endOffsets(t, topic)
-	ft := newFaultTarget(t, func(c *call) reply {
+	ft := newFaultTarget(t, func(c *faultCall) faultReply {
 		if c.n == 1 {
-			return reply{status: http.StatusTooManyRequests, retryAfter: "1"}
+			return faultReply{status: http.StatusTooManyRequests, retryAfter: "1"}
 		}
-		return reply{status: http.StatusOK}
+		return faultReply{status: http.StatusOK}
 	})
 	cfg := faultPipe{brokers: b.addr, topic: topic, group: group, target: httpTarget(ft.url(), ""),
 		policy: []string{backoffFast}}.write(t)
-	w := watchCommits(t, b, group, topic, union(ft.deliveredSet))
+	w := watchCommits(t, b, group, topic, doneUnion(ft.deliveredSet))
 	p := startPipe(t, cfg, "run-1")
 	waitFor(t, 60*time.Second, "every record to be delivered and committed", func() (bool, string) {
 		if n := len(ft.deliveredSet()); n < len(truth) {
@@ -315,7 +315,7 @@ func TestFailureRetryAfter(t *testing.T) {
 		}
 		return allCommitted(t, b, group, topic, ends)
 	}, p, b.proc)
-	checkCounters(t, scrape(t, adminAddr(t, p)), map[string]float64{"pipe_retries_total": 1,
+	checkCounters(t, scrapeMetrics(t, adminAddr(t, p)), map[string]float64{"pipe_retries_total": 1,
 		"pipe_records_delivered_total": float64(len(truth))})
 	p.stop(t)
 	w.check(t)
@@ -325,7 +325,7 @@ func TestFailureRetryAfter(t *testing.T) {
 	if first.status != http.StatusTooManyRequests {
 		t.Fatalf("the first call was answered %d", first.status)
 	}
-	var retry *call
+	var retry *faultCall
 	for i := range calls[1:] {
 		c := &calls[1+i]
 		if c.ds[0].rec.Partition == first.ds[0].rec.Partition {
@@ -369,7 +369,7 @@ func TestFailureDestinationDown(t *testing.T) {
 	const topic, group = "orders", "e2e-fail-dest-down"
 	b.createTopic(t, topic)
 	// Record 99 is partition 3, offset 12.
-	truth := produceRecs(t, b, topic, keyed(200, func(i int) string {
+	truth := produceRecs(t, b, topic, keyedRecords(200, func(i int) string {
 		if i == 99 {
 			return "poison-99"
 		}
@@ -377,24 +377,24 @@ func TestFailureDestinationDown(t *testing.T) {
 	}))
 	ends := b.endOffsets(t, topic)
 	isPoison := func(k string) bool { return strings.HasPrefix(k, "poison-") }
-	poison := pick(truth, isPoison)
+	poison := pickByKey(truth, isPoison)
 	bad := po{3, 12}
 	if len(poison) != 1 || poison[bad] == nil {
 		t.Fatalf("poison records %v, want only %v", sortedPOs(poison), bad)
 	}
-	good := without(truth, poison)
+	good := except(truth, poison)
 
-	ft := newFaultTarget(t, func(c *call) reply {
+	ft := newFaultTarget(t, func(c *faultCall) faultReply {
 		if anyKey(c, isPoison) {
-			return reply{status: http.StatusBadRequest}
+			return faultReply{status: http.StatusBadRequest}
 		}
-		return reply{status: http.StatusOK}
+		return faultReply{status: http.StatusOK}
 	})
 	dest := newDestServer(t, true)
 	cfg := faultPipe{brokers: b.addr, topic: topic, group: group, target: httpTarget(ft.url(), ""),
 		onFailure: fmt.Sprintf(`{http: {url: "%s", timeout: 2s}}`, dest.url()),
 		policy:    []string{"retryBackoff: {initial: 1ms, maximum: 20ms}", "bisectBatchOnError: true", "maximumRetryAttempts: 2"}}.write(t)
-	w := watchCommits(t, b, group, topic, union(ft.deliveredSet, dest.storedSet))
+	w := watchCommits(t, b, group, topic, doneUnion(ft.deliveredSet, dest.storedSet))
 	p := startPipe(t, cfg, "run-1")
 
 	const minRefused = 5
@@ -441,7 +441,7 @@ func TestFailureDestinationDown(t *testing.T) {
 		}
 		return allCommitted(t, b, group, topic, ends)
 	}, p, b.proc)
-	m := scrape(t, addr)
+	m := scrapeMetrics(t, addr)
 	p.stop(t)
 	w.check(t)
 
@@ -495,7 +495,7 @@ func TestFailurePoisonAtScale(t *testing.T) {
 	for k := range 25 {
 		bad[397*k+11] = true
 	}
-	truth := produceRecs(t, b, topic, keyed(10000, func(i int) string {
+	truth := produceRecs(t, b, topic, keyedRecords(10000, func(i int) string {
 		if bad[i] {
 			return fmt.Sprintf("poison-%d", i)
 		}
@@ -503,24 +503,24 @@ func TestFailurePoisonAtScale(t *testing.T) {
 	}))
 	ends := b.endOffsets(t, topic)
 	isPoison := func(k string) bool { return strings.HasPrefix(k, "poison-") }
-	poison := pick(truth, isPoison)
-	good := without(truth, poison)
+	poison := pickByKey(truth, isPoison)
+	good := except(truth, poison)
 	if len(poison) != 25 || len(good) != 9975 {
 		t.Fatalf("%d poison and %d good records", len(poison), len(good))
 	}
 
-	ft := newFaultTarget(t, func(c *call) reply {
+	ft := newFaultTarget(t, func(c *faultCall) faultReply {
 		if anyKey(c, isPoison) {
-			return reply{status: http.StatusInternalServerError}
+			return faultReply{status: http.StatusInternalServerError}
 		}
-		return reply{status: http.StatusOK}
+		return faultReply{status: http.StatusOK}
 	})
 	dlq := readDLQ(t, b, failedTopic)
 	const retries = 3
 	cfg := faultPipe{brokers: b.addr, topic: topic, group: group, target: httpTarget(ft.url(), ""),
 		onFailure: fmt.Sprintf(`{kafka: {topic: %s}}`, failedTopic),
 		policy:    []string{backoffFast, "bisectBatchOnError: true", fmt.Sprintf("maximumRetryAttempts: %d", retries)}}.write(t)
-	w := watchCommits(t, b, group, topic, union(ft.deliveredSet, dlq.synced))
+	w := watchCommits(t, b, group, topic, doneUnion(ft.deliveredSet, dlq.synced))
 	p := startPipe(t, cfg, "run-1")
 	waitFor(t, 90*time.Second, "9,975 records delivered, 25 dead-lettered, lag 0", func() (bool, string) {
 		if n, d := len(ft.deliveredSet()), len(dlq.records()); n < len(good) || d < len(poison) {
@@ -528,7 +528,7 @@ func TestFailurePoisonAtScale(t *testing.T) {
 		}
 		return allCommitted(t, b, group, topic, ends)
 	}, p, b.proc)
-	m := scrape(t, adminAddr(t, p))
+	m := scrapeMetrics(t, adminAddr(t, p))
 	p.stop(t)
 	w.check(t)
 
@@ -590,7 +590,7 @@ func TestFailureSIGKILLDuringRetries(t *testing.T) {
 	b := startBroker(t)
 	const topic, group = "orders", "e2e-fail-sigkill"
 	b.createTopic(t, topic)
-	truth := produceRecs(t, b, topic, keyed(800, func(i int) string {
+	truth := produceRecs(t, b, topic, keyedRecords(800, func(i int) string {
 		if o := i / partitions; o == 10 || o == 40 || o == 70 {
 			return fmt.Sprintf("poison-%d", i)
 		}
@@ -598,25 +598,25 @@ func TestFailureSIGKILLDuringRetries(t *testing.T) {
 	}))
 	ends := b.endOffsets(t, topic)
 	isPoison := func(k string) bool { return strings.HasPrefix(k, "poison-") }
-	poison := pick(truth, isPoison)
-	good := without(truth, poison)
+	poison := pickByKey(truth, isPoison)
+	good := except(truth, poison)
 
 	var failing atomic.Bool
 	failing.Store(true)
-	ft := newFaultTarget(t, func(c *call) reply {
+	ft := newFaultTarget(t, func(c *faultCall) faultReply {
 		if anyKey(c, isPoison) {
-			return reply{status: http.StatusBadRequest}
+			return faultReply{status: http.StatusBadRequest}
 		}
 		if failing.Load() && c.ds[len(c.ds)-1].rec.Offset >= 40 {
-			return reply{status: http.StatusServiceUnavailable}
+			return faultReply{status: http.StatusServiceUnavailable}
 		}
-		return reply{status: http.StatusOK}
+		return faultReply{status: http.StatusOK}
 	})
 	dlq := t.TempDir() + "/failed.jsonl"
 	cfg := faultPipe{brokers: b.addr, topic: topic, group: group, batchSize: 20, target: httpTarget(ft.url(), ""),
 		onFailure: fmt.Sprintf(`{file: {path: "%s"}}`, dlq),
 		policy:    []string{"retryBackoff: {initial: 1ms, maximum: 20ms}", "bisectBatchOnError: true", "maximumRetryAttempts: 10000"}}.write(t)
-	w := watchCommits(t, b, group, topic, union(ft.deliveredSet, fileDone(dlq)))
+	w := watchCommits(t, b, group, topic, doneUnion(ft.deliveredSet, fileDone(dlq)))
 
 	// stuck reports whether run has tried offset 41 of every partition
 	// alone at least 3 times: the partitions wait in retries.
@@ -750,7 +750,7 @@ func TestFailureSIGKILLDuringRetries(t *testing.T) {
 		// Offset 40 was dead-lettered by run-1; unless the batch that held
 		// it ended there, it was not committed, and run-2 dead-letters it
 		// again: the duplicate that at-least-once allows.
-		if k, want := (po{p, 40}), 1+btoi(atKill[p] <= 40); failed[k] != want {
+		if k, want := (po{p, 40}), 1+boolInt(atKill[p] <= 40); failed[k] != want {
 			t.Errorf("record %v was dead-lettered %d times, want %d (committed offset at the kill: %d)", k, failed[k], want, atKill[p])
 		}
 	}
@@ -788,8 +788,8 @@ func TestFailureInTransform(t *testing.T) {
 	truth := produceRecs(t, b, topic, rs)
 	ends := b.endOffsets(t, topic)
 	isBad := func(k string) bool { return strings.HasPrefix(k, "bad-") }
-	bad := pick(truth, isBad)
-	good := without(truth, bad)
+	bad := pickByKey(truth, isBad)
+	good := except(truth, bad)
 	// What the target must receive: each good value transformed.
 	transformed := map[po]*rec{}
 	for k, r := range good {
@@ -807,13 +807,13 @@ func TestFailureInTransform(t *testing.T) {
 		transformed[k] = &c
 	}
 
-	ft := newFaultTarget(t, func(c *call) reply { return reply{status: http.StatusOK} })
+	ft := newFaultTarget(t, func(c *faultCall) faultReply { return faultReply{status: http.StatusOK} })
 	dlq := t.TempDir() + "/failed.jsonl"
 	cfg := faultPipe{brokers: b.addr, topic: topic, group: group, target: httpTarget(ft.url(), ""),
 		transform: `{"id": value.n, "per": 100 / value.div, "name": upper(value.name)}`,
 		onFailure: fmt.Sprintf(`{file: {path: "%s"}}`, dlq),
 		policy:    []string{backoffFast, "bisectBatchOnError: true", "maximumRetryAttempts: 2"}}.write(t)
-	w := watchCommits(t, b, group, topic, union(ft.deliveredSet, fileDone(dlq)))
+	w := watchCommits(t, b, group, topic, doneUnion(ft.deliveredSet, fileDone(dlq)))
 	p := startPipe(t, cfg, "run-1")
 	waitFor(t, 60*time.Second, "the good records delivered, the bad ones dead-lettered, all committed", func() (bool, string) {
 		fs, err := readFailureFile(dlq)
@@ -825,7 +825,7 @@ func TestFailureInTransform(t *testing.T) {
 		}
 		return allCommitted(t, b, group, topic, ends)
 	}, p, b.proc)
-	checkCounters(t, scrape(t, adminAddr(t, p)), map[string]float64{"pipe_retries_total": 0,
+	checkCounters(t, scrapeMetrics(t, adminAddr(t, p)), map[string]float64{"pipe_retries_total": 0,
 		"pipe_records_sent_to_on_failure_total": float64(len(bad)), "pipe_records_delivered_total": float64(len(good))})
 	p.stop(t)
 	w.check(t)
@@ -914,7 +914,7 @@ func TestFailureRecordAgeAfterPartialFailure(t *testing.T) {
 	// The records turn 60s old (maximumRecordAge) six seconds from now:
 	// fresh when first tried, expired while the stuck one is retried.
 	born := time.Now().Add(-60*time.Second + 6*time.Second)
-	rs := keyed(4*partitions, func(i int) string {
+	rs := keyedRecords(4*partitions, func(i int) string {
 		if i == 3*partitions { // the last record of partition 0
 			return "stuck"
 		}
@@ -977,7 +977,7 @@ func TestFailureRecordAgeAfterPartialFailure(t *testing.T) {
 		transform: `{"n": value.n, "transformed": true}`,
 		onFailure: fmt.Sprintf(`{file: {path: "%s"}}`, dlq),
 		policy:    []string{"retryBackoff: {initial: 1ms, maximum: 50ms}", "maximumRetryAttempts: 10000", "maximumRecordAge: 60s"}}.write(t)
-	w := watchCommits(t, b, group, topic, union(deliveredSet, fileDone(dlq)))
+	w := watchCommits(t, b, group, topic, doneUnion(deliveredSet, fileDone(dlq)))
 	p := startPipe(t, cfg, "run-1")
 	waitFor(t, 30*time.Second, "the stuck record to expire into the on-failure file, all committed", func() (bool, string) {
 		fs, err := readFailureFile(dlq)
@@ -1043,7 +1043,7 @@ func TestFailureDeadLetterTooLargeForTopic(t *testing.T) {
 	const topic, failedTopic, group = "orders", "orders-failed", "e2e-fail-too-large"
 	b.createTopic(t, topic)
 	b.createTopic(t, failedTopic)
-	rs := keyed(3*partitions, func(i int) string { return fmt.Sprintf("k-%d", i) })
+	rs := keyedRecords(3*partitions, func(i int) string { return fmt.Sprintf("k-%d", i) })
 	big := rs[partitions+2] // partition 2, offset 1
 	big.Key = []byte("big-poison")
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -1055,23 +1055,23 @@ func TestFailureDeadLetterTooLargeForTopic(t *testing.T) {
 	ends := b.endOffsets(t, topic)
 	bad := po{2, 1}
 	isPoison := func(k string) bool { return k == "big-poison" }
-	poison := pick(truth, isPoison)
+	poison := pickByKey(truth, isPoison)
 	if len(poison) != 1 || poison[bad] == nil {
 		t.Fatalf("poison records %v, want only %v", sortedPOs(poison), bad)
 	}
-	good := without(truth, poison)
+	good := except(truth, poison)
 
-	ft := newFaultTarget(t, func(c *call) reply {
+	ft := newFaultTarget(t, func(c *faultCall) faultReply {
 		if anyKey(c, isPoison) {
-			return reply{status: http.StatusBadRequest}
+			return faultReply{status: http.StatusBadRequest}
 		}
-		return reply{status: http.StatusOK}
+		return faultReply{status: http.StatusOK}
 	})
 	dlq := readDLQ(t, b, failedTopic)
 	cfg := faultPipe{brokers: b.addr, topic: topic, group: group, target: httpTarget(ft.url(), ""),
 		onFailure: fmt.Sprintf(`{kafka: {topic: %s}}`, failedTopic),
 		policy:    []string{backoffFast, "bisectBatchOnError: true", "maximumRetryAttempts: 2"}}.write(t)
-	w := watchCommits(t, b, group, topic, union(ft.deliveredSet, dlq.synced))
+	w := watchCommits(t, b, group, topic, doneUnion(ft.deliveredSet, dlq.synced))
 	p := startPipe(t, cfg, "run-1")
 	waitFor(t, 15*time.Second, "the big record's failure on the on-failure topic and every partition committed", func() (bool, string) {
 		status := ""
@@ -1119,7 +1119,7 @@ func TestFailureDeadLetterTooLargeForTopic(t *testing.T) {
 	t.Logf("%v", time.Since(start).Round(time.Millisecond))
 }
 
-func btoi(b bool) int {
+func boolInt(b bool) int {
 	if b {
 		return 1
 	}

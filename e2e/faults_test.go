@@ -121,9 +121,9 @@ func produceRecs(t *testing.T, b *broker, topic string, rs []*kgo.Record) map[po
 	return truth
 }
 
-// keyed makes n records spread round-robin over the partitions, record i
+// keyedRecords makes n records spread round-robin over the partitions, record i
 // keyed key(i), with a JSON value and two headers.
-func keyed(n int, key func(i int) string) []*kgo.Record {
+func keyedRecords(n int, key func(i int) string) []*kgo.Record {
 	rs := make([]*kgo.Record, n)
 	for i := range rs {
 		rs[i] = &kgo.Record{
@@ -136,8 +136,8 @@ func keyed(n int, key func(i int) string) []*kgo.Record {
 	return rs
 }
 
-// pick returns the records of truth whose key matches.
-func pick(truth map[po]*rec, match func(key string) bool) map[po]*rec {
+// pickByKey returns the records of truth whose key matches.
+func pickByKey(truth map[po]*rec, match func(key string) bool) map[po]*rec {
 	m := map[po]*rec{}
 	for k, r := range truth {
 		if match(string(r.key)) {
@@ -147,8 +147,8 @@ func pick(truth map[po]*rec, match func(key string) bool) map[po]*rec {
 	return m
 }
 
-// without returns truth minus the records of out.
-func without(truth, out map[po]*rec) map[po]*rec {
+// except returns truth minus the records of out.
+func except(truth, out map[po]*rec) map[po]*rec {
 	m := map[po]*rec{}
 	for k, r := range truth {
 		if out[k] == nil {
@@ -173,8 +173,8 @@ func sortedPOs[V any](m map[po]V) []po {
 	return out
 }
 
-// call is one request the fault target received.
-type call struct {
+// faultCall is one request the fault target received.
+type faultCall struct {
 	n      int // arrival order, from 1
 	at     time.Time
 	run    string
@@ -183,7 +183,7 @@ type call struct {
 }
 
 // pos lists the records of the call.
-func (c *call) pos() []po {
+func (c *faultCall) pos() []po {
 	out := make([]po, len(c.ds))
 	for i, d := range c.ds {
 		out[i] = po{d.rec.Partition, d.rec.Offset}
@@ -191,8 +191,8 @@ func (c *call) pos() []po {
 	return out
 }
 
-// reply is how the fault target answers a call.
-type reply struct {
+// faultReply is how the fault target answers a call.
+type faultReply struct {
 	status     int
 	retryAfter string
 	// hang keeps the request unanswered until the client gives up (or
@@ -205,14 +205,14 @@ type reply struct {
 // it was answered 2xx.
 type faultTarget struct {
 	srv    *httptest.Server
-	decide func(c *call) reply
+	decide func(c *faultCall) faultReply
 
 	mu       sync.Mutex
-	calls    []*call
+	calls    []*faultCall
 	problems []string
 }
 
-func newFaultTarget(t *testing.T, decide func(c *call) reply) *faultTarget {
+func newFaultTarget(t *testing.T, decide func(c *faultCall) faultReply) *faultTarget {
 	ft := &faultTarget{decide: decide}
 	ft.srv = httptest.NewServer(http.HandlerFunc(ft.serve))
 	t.Cleanup(ft.srv.Close)
@@ -234,7 +234,7 @@ func (ft *faultTarget) url() string { return ft.srv.URL + "/deliver" }
 
 func (ft *faultTarget) serve(w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(r.Body)
-	c := &call{at: time.Now(), run: r.Header.Get("X-Run")}
+	c := &faultCall{at: time.Now(), run: r.Header.Get("X-Run")}
 	if err == nil {
 		c.ds, err = decodeEnvelope(body)
 	}
@@ -280,10 +280,10 @@ func (ft *faultTarget) serve(w http.ResponseWriter, r *http.Request) {
 }
 
 // snapshot returns copies of the calls so far.
-func (ft *faultTarget) snapshot() []call {
+func (ft *faultTarget) snapshot() []faultCall {
 	ft.mu.Lock()
 	defer ft.mu.Unlock()
-	out := make([]call, len(ft.calls))
+	out := make([]faultCall, len(ft.calls))
 	for i, c := range ft.calls {
 		out[i] = *c
 	}
@@ -318,8 +318,8 @@ func (ft *faultTarget) deliveredSet() map[po]int {
 }
 
 // solo returns the calls that held record k alone.
-func (ft *faultTarget) solo(k po) []call {
-	var out []call
+func (ft *faultTarget) solo(k po) []faultCall {
+	var out []faultCall
 	for _, c := range ft.snapshot() {
 		if len(c.ds) == 1 && c.ds[0].rec.Partition == k.p && c.ds[0].rec.Offset == k.o {
 			out = append(out, c)
@@ -338,7 +338,7 @@ func keyOf(d delivery) string {
 }
 
 // anyKey reports whether a record of c has a key that matches.
-func anyKey(c *call, match func(string) bool) bool {
+func anyKey(c *faultCall, match func(string) bool) bool {
 	for _, d := range c.ds {
 		if match(keyOf(d)) {
 			return true
@@ -527,14 +527,14 @@ func checkFailures(t *testing.T, fs []*failureRec, want func(f *failureRec) fail
 	}
 }
 
-type problem struct{ kind, msg string }
+type failureProblem struct{ kind, msg string }
 
 // failureProblems lists what differs between an on-failure record and
 // want.
-func failureProblems(f *failureRec, want failureWant, truth map[po]*rec) []problem {
-	var ps []problem
+func failureProblems(f *failureRec, want failureWant, truth map[po]*rec) []failureProblem {
+	var ps []failureProblem
 	add := func(kind, format string, args ...any) {
-		ps = append(ps, problem{kind, fmt.Sprintf(format, args...)})
+		ps = append(ps, failureProblem{kind, fmt.Sprintf(format, args...)})
 	}
 	r := truth[f.rec]
 	if r == nil {
@@ -546,7 +546,7 @@ func failureProblems(f *failureRec, want failureWant, truth map[po]*rec) []probl
 		add("requestId", "requestContext.requestId %q is not a random UUID", rc.RequestID)
 	}
 	if rc.FunctionArn == nil || *rc.FunctionArn != want.target {
-		add("functionArn", "requestContext.functionArn is %v, want the target %q", strOr(rc.FunctionArn, "absent"), want.target)
+		add("functionArn", "requestContext.functionArn is %v, want the target %q", quoteOr(rc.FunctionArn, "absent"), want.target)
 	}
 	if rc.Condition != want.condition {
 		add("condition", "requestContext.condition %q, want %q", rc.Condition, want.condition)
@@ -592,7 +592,7 @@ func failureProblems(f *failureRec, want failureWant, truth map[po]*rec) []probl
 	listKey := fmt.Sprintf("%s-%d", want.topic, f.rec.p)
 	ri, ok := bi.RecordsInfo[listKey]
 	if len(bi.RecordsInfo) != 1 || !ok {
-		add("recordsInfo", "KafkaBatchInfo.recordsInfo has keys %v, want only %s", keysOf(bi.RecordsInfo), listKey)
+		add("recordsInfo", "KafkaBatchInfo.recordsInfo has keys %v, want only %s", sortedKeys(bi.RecordsInfo), listKey)
 	}
 	off := strconv.FormatInt(f.rec.o, 10)
 	if ri.FirstRecordOffset != off || ri.LastRecordOffset != off {
@@ -658,7 +658,7 @@ func payloadProblem(d delivery, want *rec, topic, bootstrap string) string {
 	return ""
 }
 
-func keysOf[V any](m map[string]V) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	var ks []string
 	for k := range m {
 		ks = append(ks, k)
@@ -858,9 +858,9 @@ func (w *commitWatch) check(t *testing.T) {
 	t.Logf("committed offsets sampled %d times", w.samples)
 }
 
-// union makes a done function for commitWatch from sets of records; a
+// doneUnion makes a done function for commitWatch from sets of records; a
 // set that is nil (not known) makes the union nil.
-func union(sets ...func() map[po]int) func() map[po]bool {
+func doneUnion(sets ...func() map[po]int) func() map[po]bool {
 	return func() map[po]bool {
 		m := map[po]bool{}
 		for _, s := range sets {
@@ -1101,8 +1101,8 @@ func adminAddr(t *testing.T, p *proc) string {
 	return addr
 }
 
-// metrics is a scrape of /metrics: the value of each series.
-type metrics []struct {
+// metricSet is a scrape of /metrics: the value of each series.
+type metricSet []struct {
 	name   string
 	labels map[string]string
 	value  float64
@@ -1111,8 +1111,8 @@ type metrics []struct {
 var seriesRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$`)
 var labelRE = regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
 
-// scrape reads the admin server's /metrics.
-func scrape(t *testing.T, addr string) metrics {
+// scrapeMetrics reads the admin server's /metrics.
+func scrapeMetrics(t *testing.T, addr string) metricSet {
 	t.Helper()
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -1123,7 +1123,7 @@ func scrape(t *testing.T, addr string) metrics {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /metrics: status %d, %v", resp.StatusCode, err)
 	}
-	var m metrics
+	var m metricSet
 	for _, line := range strings.Split(string(body), "\n") {
 		sm := seriesRE.FindStringSubmatch(line)
 		if sm == nil || strings.HasPrefix(line, "#") {
@@ -1147,7 +1147,7 @@ func scrape(t *testing.T, addr string) metrics {
 }
 
 // sum adds up the series of name whose labels include kv (pairs).
-func (m metrics) sum(name string, kv ...string) float64 {
+func (m metricSet) sum(name string, kv ...string) float64 {
 	var total float64
 	for _, s := range m {
 		if s.name != name {
@@ -1166,7 +1166,7 @@ func (m metrics) sum(name string, kv ...string) float64 {
 
 // checkCounters compares counters of the pipe "faults" with what the test
 // saw happen.
-func checkCounters(t *testing.T, m metrics, want map[string]float64) {
+func checkCounters(t *testing.T, m metricSet, want map[string]float64) {
 	t.Helper()
 	for name, v := range want {
 		if got := m.sum(name, "pipe", "faults"); got != v {
@@ -1213,7 +1213,7 @@ func partitionsOf(t *testing.T, addr string) []partitionReport {
 	return nil
 }
 
-func strOr(s *string, none string) string {
+func quoteOr(s *string, none string) string {
 	if s == nil {
 		return none
 	}
