@@ -366,7 +366,8 @@ func (s *Status) check() {
 	defer s.mu.Unlock()
 	for _, ps := range s.parts {
 		lag := ps.Lag()
-		if lag == 0 {
+		if lag <= 0 {
+			// Caught up, or nothing read yet: waiting is not a stall.
 			ps.progress.Store(now.UnixNano())
 		}
 		if lag >= 0 {
@@ -382,7 +383,10 @@ func (s *Status) check() {
 			ps.stalledSince = last.Add(s.stallTimeout)
 			ps.m.Stalled.Set(1)
 			attrs := []any{"topic", ps.Topic, "partition", ps.Partition, "lag", lag,
-				"committedOffset", ps.committed.Load(), "noProgressFor", now.Sub(last).Round(time.Millisecond).String()}
+				"noProgressFor", now.Sub(last).Round(time.Millisecond).String()}
+			if c := ps.committed.Load(); c >= 0 {
+				attrs = append(attrs, "committedOffset", c)
+			}
 			if b := ps.blocked.Load(); b != nil {
 				attrs = append(attrs, "blockedOnRetry", true, "failingOffset", b.Offset, "stage", b.Stage,
 					"attempts", b.Attempts, "reason", b.Reason)
