@@ -9,8 +9,8 @@
 //	partition      int      its partition
 //	offset         int      its offset
 //	timestamp      int      its timestamp, Unix milliseconds
-//	time           time     its timestamp as a time (time.Year() ...)
-//	timestampType  string   CREATE_TIME, LOG_APPEND_TIME or NO_TIMESTAMP_TYPE
+//	time           time     its timestamp as a time in UTC (time.Year() ...)
+//	timestampType  string   CREATE_TIME or LOG_APPEND_TIME
 //	key            any      the key decoded as JSON when it is valid JSON, else
 //	                        its text; nil when the record has no key
 //	value          any      the value, decoded the same way
@@ -28,8 +28,9 @@
 //	str(x)             x as text: a string as is, anything else as JSON
 //	cidr(ip, "net")    whether the address ip is in the CIDR range net
 //
-// A missing field reads as nil; value.a.b is nil when value.a is missing, so
-// value.customer?.id ?? "none" reads safely. Expressions are compiled when the
+// A missing field reads as nil, but reading a field of nil is an error:
+// value.a.b fails when value.a is missing, so write value.a?.b, and
+// value.customer?.id ?? "none" for a default. Expressions are compiled when the
 // config loads, with the environment's types, so an unknown name or a type
 // error is reported with its place before anything runs.
 package expr
@@ -73,7 +74,7 @@ func NewEnv(r *pipeline.Record) *Env {
 		Partition:     int(r.Partition),
 		Offset:        int(r.Offset),
 		Timestamp:     int(r.Timestamp.UnixMilli()),
-		Time:          r.Timestamp,
+		Time:          r.Timestamp.UTC(),
 		TimestampType: r.TimestampType.String(),
 		RawKey:        string(r.Key),
 		RawValue:      string(r.Value),

@@ -27,7 +27,7 @@ type Config struct {
 
 // Validate asks for at least one pattern or an expression.
 func (c *Config) Validate() []pipeline.FieldProblem {
-	if len(c.Patterns) == 0 && c.Expression.prog == nil {
+	if len(c.Patterns) == 0 && !c.Expression.given {
 		return []pipeline.FieldProblem{{Msg: "needs patterns, an expression, or both"}}
 	}
 	return nil
@@ -158,8 +158,7 @@ func toJSON(dst []byte, n *yaml.Node) ([]byte, *pipeline.NodeProblem) {
 			if i > 0 {
 				dst = append(dst, ',')
 			}
-			kb, _ := json.Marshal(k.Value)
-			dst = append(dst, kb...)
+			dst = (&pipeline.Value{Type: pipeline.TypeString, Str: k.Value}).AppendJSON(dst)
 			dst = append(dst, ':')
 			var bad *pipeline.NodeProblem
 			if dst, bad = toJSON(dst, n.Content[i+1]); bad != nil {
@@ -199,8 +198,7 @@ func toJSON(dst []byte, n *yaml.Node) ([]byte, *pipeline.NodeProblem) {
 			}
 			return strconv.AppendFloat(dst, f, 'g', -1, 64), nil
 		default:
-			b, _ := json.Marshal(n.Value)
-			return append(dst, b...), nil
+			return (&pipeline.Value{Type: pipeline.TypeString, Str: n.Value}).AppendJSON(dst), nil
 		}
 	}
 	return nil, &pipeline.NodeProblem{Node: n, Msg: "event pattern: unsupported YAML value"}
@@ -209,6 +207,8 @@ func toJSON(dst []byte, n *yaml.Node) ([]byte, *pipeline.NodeProblem) {
 // Expression is a filter expression, compiled when the config loads.
 type Expression struct {
 	prog *expr.Program
+	// given: the config has an expression (compiled or not).
+	given bool
 }
 
 // DecodeNode compiles the expression, placing a problem at its line and
@@ -217,6 +217,7 @@ func (e *Expression) DecodeNode(n *yaml.Node) []pipeline.NodeProblem {
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
 		return nil
 	}
+	e.given = true
 	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!str" && n.ShortTag() != "!!bool" {
 		return []pipeline.NodeProblem{{Node: n, Msg: "expected an expression (a string)"}}
 	}

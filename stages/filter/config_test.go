@@ -266,3 +266,22 @@ func sameJSON(a, b string) bool {
 func rec(value string) *pipeline.Record {
 	return &pipeline.Record{Topic: "orders", Partition: 1, Offset: 10, Timestamp: time.UnixMilli(1_700_000_000_000), Value: []byte(value)}
 }
+
+// TestBrokenExpressionReportedOnce: a filter whose only expression does not
+// compile gets that one problem, not also "needs patterns, an expression".
+func TestBrokenExpressionReportedOnce(t *testing.T) {
+	_, err := pipeline.Parse("pipes.yaml", []byte(pipeYAML("    filter:\n      expression: nope > 1\n")))
+	var ps pipeline.Problems
+	if !errors.As(err, &ps) || len(ps) != 1 || !strings.Contains(ps[0].Msg, "unknown name nope") {
+		t.Fatalf("problems: %v", err)
+	}
+}
+
+// TestYAMLPatternKeepsCharacters: <, > and & in a YAML pattern stay as
+// they are in the pattern's JSON text.
+func TestYAMLPatternKeepsCharacters(t *testing.T) {
+	c := loadFilter(t, pipeYAML("    filter:\n      patterns:\n        - value: {amount: [{numeric: [\">\", 100]}], \"a&b\": [\"<x>\"]}\n"))
+	if got := c.Patterns[0].String(); got != `{"value":{"amount":[{"numeric":[">",100]}],"a&b":["<x>"]}}` {
+		t.Fatalf("pattern text %s", got)
+	}
+}

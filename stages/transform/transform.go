@@ -3,8 +3,10 @@
 // value, so a pipe can reshape records without an enrichment call.
 //
 // The result becomes the record's new value: a string as its text, bytes as
-// they are, nil as no value (a null value in the envelope), anything else
-// (a map, a list, a number, a boolean) as JSON, with map keys sorted. The key,
+// they are, nil as no value (a Kafka null: the envelope leaves value out),
+// anything else (a map, a list, a number, a boolean) as JSON, with map keys
+// sorted. JSON numbers are read as float64, so integers beyond 2^53 lose
+// precision and 1e2 is written 100; keep such numbers as strings. The key,
 // headers and coordinates stay. A record on which the expression fails to
 // evaluate fails its batch, naming the record; the batch is retried (and,
 // with an on-failure destination, ends there), so no record is changed or
