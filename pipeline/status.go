@@ -147,6 +147,17 @@ func (s *Status) Connected() {
 	}
 }
 
+// FailedFor returns how long the pipe has been failed while out of its
+// group; ok is false when it is not.
+func (s *Status) FailedFor() (d time.Duration, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != StateFailed || s.joined {
+		return 0, false
+	}
+	return s.now().Sub(s.since), true
+}
+
 // Left says the source is out of its group (the session was lost): a
 // running pipe is starting again until it has joined anew.
 func (s *Status) Left() {

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -975,5 +976,100 @@ func TestLogsAndSecrets(t *testing.T) {
 				t.Errorf("secret %d is in admin response %d", slices.Index(secrets, secret), i)
 			}
 		}
+	}
+}
+
+// TestFailedStateTLS: a pipe that does not trust the broker's certificate
+// is failed with the certificate's subject in the reason. Fixing the CA
+// file changes nothing in pipes.yaml, yet a SIGHUP restarts the pipe since
+// it is failed; it runs and delivers every record.
+func TestFailedStateTLS(t *testing.T) {
+	ca, other := testenv.NewPKI(t, "Broker CA"), testenv.NewPKI(t, "Other CA")
+	kc := testenv.KafkaSecure(t, testenv.SecureKafka{Partitions: 1, Topics: []string{"tls"}, TLS: &testenv.BrokerTLS{CA: ca}})
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "ca.pem")
+	copyFile := func(from string) {
+		data, err := os.ReadFile(from)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(caFile, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	copyFile(other.CAFile)
+	s := newSink(t)
+	file := opsConfig(t, dir, "", kafkaPipe("tls", kc.Addr, "tls", "ops-tls", httpTo(s, ""), "kafka.tls: {caFile: "+caFile+"}"))
+	r := startOps(t, file, 0)
+	kc.Produce(t, testenv.Records("tls", 0, 10, 10, "t")...)
+	eventually(t, 30*time.Second, "the pipe to fail", func() (bool, string) {
+		p := r.pipes()["tls"]
+		return p.State == pipeline.StateFailed, string(p.State)
+	})
+	if reason := r.pipes()["tls"].Reason; !strings.HasPrefix(reason, "TLS verification failed: certificate signed by unknown authority (subject CN=broker") {
+		t.Errorf("reason %q", reason)
+	}
+	copyFile(ca.CAFile)
+	hup(t)
+	eventually(t, 30*time.Second, "the pipe to run and deliver", func() (bool, string) {
+		p := r.pipes()["tls"]
+		n, _ := s.count()
+		return p.State == pipeline.StateRunning && n == 10, fmt.Sprintf("%s, %d delivered", p.State, n)
+	})
+	if got := r.logs.with(t, "config reloaded")[0]["changes"]; got != "restarted=tls" {
+		t.Errorf("changes %v", got)
+	}
+	r.stop()
+}
+
+// TestAdminAddress: an address that cannot be bound stops `pipe run` at
+// start; the default one, when taken, only warns and the pipes run.
+func TestAdminAddress(t *testing.T) {
+	kc := testenv.Kafka(t, 1, "a")
+	s := newSink(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pipes.yaml")
+	write := func(admin string) *pipeline.Config {
+		cfg := "logFormat: json\n" + admin + "pipes:\n" + kafkaPipe("a", kc.Addr, "a", "ops-admin", httpTo(s, ""))
+		if err := os.WriteFile(file, []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		c, err := pipeline.LoadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	var logs logBuf
+	err = runWatched(context.Background(), write("admin: {address: \""+ln.Addr().String()+"\"}\n"), &logs, 0)
+	if err == nil || !strings.Contains(err.Error(), "admin server") || !strings.Contains(err.Error(), "address already in use") {
+		t.Fatalf("runWatched with a taken address returned %v", err)
+	}
+
+	// Hold the default address (unless another process does already).
+	if l, err := net.Listen("tcp", pipeline.DefaultAdminAddress); err == nil {
+		defer l.Close()
+	}
+	cfg := write("")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs2 logBuf
+	go func() { done <- runWatched(ctx, cfg, &logs2, 0) }()
+	kc.Produce(t, testenv.Records("a", 0, 5, 5, "a")...)
+	eventually(t, 20*time.Second, "the pipe to deliver", func() (bool, string) {
+		n, _ := s.count()
+		return n == 5, fmt.Sprint(n)
+	})
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if w := logs2.with(t, "admin server not started"); len(w) != 1 || w[0]["level"] != "WARN" {
+		t.Errorf("warning lines %v\n%s", w, logs2.String())
 	}
 }

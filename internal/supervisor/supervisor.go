@@ -19,6 +19,12 @@ import (
 // whose run ended on its own.
 var restartBackoff = backoff.Policy{Initial: time.Second, Max: time.Minute}
 
+// rebuildAfter is how long a pipe may stay failed out of its group (a
+// rejected password, an untrusted certificate) before it is built anew,
+// which reads its certificate and key files again; the client retries the
+// connection meanwhile. It doubles with each rebuild, up to 5m.
+var rebuildAfter = backoff.Policy{Initial: 30 * time.Second, Max: 5 * time.Minute}
+
 // Options configure a Supervisor.
 type Options struct {
 	// Logger is the process logger (pipeline.NewLogger).
@@ -156,37 +162,79 @@ func (s *Supervisor) start(e *entry, p *pipeline.Pipe) {
 }
 
 // runEntry runs a pipe until ctx is cancelled, building it again after a
-// failure, with backoff.
+// failure, with backoff. p is the pipe already built, or nil when building
+// it failed (the status says why).
 func (s *Supervisor) runEntry(ctx context.Context, e *entry, p *pipeline.Pipe) {
 	defer close(e.done)
-	for attempt := 0; ; attempt++ {
-		if p == nil && attempt > 0 {
+	rebuilds, failures := 0, 0
+	for {
+		if p == nil {
+			// Building failed, or the run ended on its own: wait, then
+			// build anew.
+			if backoff.Sleep(ctx, restartBackoff.Delay(failures)) != nil {
+				e.status.SetState(pipeline.StateStopped)
+				return
+			}
+			failures++
 			var err error
 			if p, err = s.build(e); err != nil {
 				e.status.Fail("", "building the pipe: "+err.Error())
+				continue
 			}
 		}
-		if p != nil {
-			e.mu.Lock()
-			e.pipe = p
-			p.SetIncludeExecutionData(e.execData)
-			e.mu.Unlock()
-			err := p.Run(ctx)
-			e.mu.Lock()
-			e.pipe = nil
-			e.mu.Unlock()
-			p = nil
-			if ctx.Err() != nil {
-				e.err = err
-				return
-			}
-			if err == nil {
-				e.status.Fail("", "the pipe stopped on its own")
-			}
-			attempt = 0 // it ran: start the backoff over
+		e.mu.Lock()
+		e.pipe = p
+		p.SetIncludeExecutionData(e.execData)
+		e.mu.Unlock()
+		runCtx, cancelRun := context.WithCancel(ctx)
+		stuck := make(chan struct{})
+		go e.watchStuck(runCtx, cancelRun, rebuilds, stuck)
+		err := p.Run(runCtx)
+		cancelRun()
+		e.mu.Lock()
+		e.pipe = nil
+		e.mu.Unlock()
+		p = nil
+		if ctx.Err() != nil {
+			e.err = err
+			return
 		}
-		if backoff.Sleep(ctx, restartBackoff.Delay(attempt)) != nil {
-			e.status.SetState(pipeline.StateStopped)
+		select {
+		case <-stuck:
+			// Failed for long: build anew at once, to read its files again.
+			rebuilds++
+			if p, err = s.build(e); err != nil {
+				e.status.Fail("", "building the pipe: "+err.Error())
+			}
+			continue
+		default:
+		}
+		if err == nil {
+			e.status.Fail("", "the pipe stopped on its own")
+		}
+		failures = 0 // it ran: the backoff starts over
+	}
+}
+
+// watchStuck stops a run that stays failed out of its group for longer
+// than rebuildAfter, closing stuck, so that the pipe is built anew.
+func (e *entry) watchStuck(ctx context.Context, cancel context.CancelFunc, rebuilds int, stuck chan struct{}) {
+	limit := rebuildAfter.Max
+	if d := rebuildAfter.Initial << min(rebuilds, 8); d < limit {
+		limit = d
+	}
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if d, ok := e.status.FailedFor(); ok && d >= limit {
+			e.status.Error("failed for " + d.Round(time.Second).String() + "; building the pipe anew to read its files again")
+			close(stuck)
+			cancel()
 			return
 		}
 	}
@@ -226,7 +274,9 @@ func (c Changes) String() string {
 // gone stop, pipes whose settings changed (pipeline.PipeConfig.Fingerprint)
 // stop cleanly (drain, commit, leave the group) and start with the new
 // ones, and the others run on untouched, keeping their group membership.
-// A pipe's logLevel and includeExecutionData apply in place. When a new or
+// A failed pipe restarts too, so that files it reads (certificates, keys)
+// are read again. A pipe's logLevel and includeExecutionData apply in
+// place. When a new or
 // changed pipe cannot be built, nothing changes and the error says why.
 func (s *Supervisor) Reload(cfg *pipeline.Config) (Changes, error) {
 	s.changing.Lock()
@@ -253,7 +303,12 @@ func (s *Supervisor) Reload(cfg *pipeline.Config) (Changes, error) {
 		s.mu.Lock()
 		old := s.entries[pc.Name]
 		s.mu.Unlock()
-		if old != nil && old.pc.Fingerprint() == pc.Fingerprint() {
+		failed := false
+		if old != nil {
+			st, _ := old.status.State()
+			failed = st == pipeline.StateFailed
+		}
+		if old != nil && old.pc.Fingerprint() == pc.Fingerprint() && !failed {
 			ch.Unchanged = append(ch.Unchanged, pc.Name)
 			inPlace = append(inPlace, func() { old.applyInPlace(pc) })
 			continue

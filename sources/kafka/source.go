@@ -7,11 +7,13 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pipe-run/pipe/internal/kafkaconn"
 	"github.com/pipe-run/pipe/pipeline"
 )
 
@@ -41,6 +43,9 @@ type source struct {
 	errLog errorLog
 	// status is the pipe's status: state, group and partitions.
 	status *pipeline.Status
+	// connFailed is set while the last connection failed: a successful
+	// one then ends the failure.
+	connFailed atomic.Bool
 }
 
 type tp struct {
@@ -108,7 +113,9 @@ var (
 
 func (h hooks) OnBrokerConnect(_ kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
 	if err == nil {
-		h.s.status.Connected()
+		if h.s.connFailed.Swap(false) {
+			h.s.status.Connected()
+		}
 		return
 	}
 	h.s.connError(err)
@@ -131,6 +138,10 @@ func (s *source) connError(err error) bool {
 	if !ok {
 		return false
 	}
+	// A successful connection disproves a failure to connect, not a
+	// refusal of the group or topic (authorization): that one ends when
+	// the group is joined.
+	s.connFailed.Store(f.Kind != kafkaconn.KindAuthorization)
 	s.status.Fail(string(f.Kind), f.Reason)
 	return true
 }
