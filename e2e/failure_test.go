@@ -142,7 +142,7 @@ func TestFailureRejectedByKey(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(ft.deliveredSet()); n < len(good) || len(fs) < len(poison) {
+		if n := len(ft.deliveredSet()); n < len(good) {
 			return false, fmt.Sprintf("%d of %d delivered, %d of %d dead-lettered", n, len(good), len(fs), len(poison))
 		}
 		return allCommitted(t, b, group, topic, ends)
@@ -233,7 +233,7 @@ func TestFailureTargetTimesOut(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(ft.deliveredSet()); n < len(good) || len(fs) < len(slow) {
+		if n := len(ft.deliveredSet()); n < len(good) {
 			return false, fmt.Sprintf("%d of %d delivered, %d of %d dead-lettered", n, len(good), len(fs), len(slow))
 		}
 		return allCommitted(t, b, group, topic, ends)
@@ -436,7 +436,7 @@ func TestFailureDestinationDown(t *testing.T) {
 	dest.setUp()
 	waitFor(t, 60*time.Second, "the failure to be stored and every partition committed", func() (bool, string) {
 		_, stored := dest.counts()
-		if n := len(ft.deliveredSet()); n < len(good) || stored < 1 {
+		if n := len(ft.deliveredSet()); n < len(good) {
 			return false, fmt.Sprintf("%d of %d delivered, %d stored", n, len(good), stored)
 		}
 		return allCommitted(t, b, group, topic, ends)
@@ -523,7 +523,7 @@ func TestFailurePoisonAtScale(t *testing.T) {
 	w := watchCommits(t, b, group, topic, doneUnion(ft.deliveredSet, dlq.synced))
 	p := startPipe(t, cfg, "run-1")
 	waitFor(t, 90*time.Second, "9,975 records delivered, 25 dead-lettered, lag 0", func() (bool, string) {
-		if n, d := len(ft.deliveredSet()), len(dlq.records()); n < len(good) || d < len(poison) {
+		if n, d := len(ft.deliveredSet()), len(dlq.records()); n < len(good) {
 			return false, fmt.Sprintf("%d of %d delivered, %d of %d dead-lettered", n, len(good), d, len(poison))
 		}
 		return allCommitted(t, b, group, topic, ends)
@@ -536,6 +536,7 @@ func TestFailurePoisonAtScale(t *testing.T) {
 		"pipe_bisects_total":                    float64(len(logsWith(logLines(t, p), msgBisect))),
 		"pipe_records_sent_to_on_failure_total": float64(len(poison)), "pipe_records_delivered_total": float64(len(good))})
 	checkDelivered(t, ft.delivered(), good, topic, b.addr)
+	dlq.synced() // read the topic up to its end
 	msgs := dlq.records()
 	var fs []*failureRec
 	for _, m := range msgs {
@@ -681,7 +682,7 @@ func TestFailureSIGKILLDuringRetries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n, d := len(ft.deliveredSet()), len(failureSet(fs)); n < len(good) || d < len(poison) {
+		if n, d := len(ft.deliveredSet()), len(failureSet(fs)); n < len(good) {
 			return false, fmt.Sprintf("%d of %d delivered, %d of %d dead-lettered", n, len(good), d, len(poison))
 		}
 		return allCommitted(t, b, group, topic, ends)
@@ -820,7 +821,7 @@ func TestFailureInTransform(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(ft.deliveredSet()); n < len(good) || len(fs) < len(bad) {
+		if n := len(ft.deliveredSet()); n < len(good) {
 			return false, fmt.Sprintf("%d of %d delivered, %d of %d dead-lettered", n, len(good), len(fs), len(bad))
 		}
 		return allCommitted(t, b, group, topic, ends)
@@ -984,7 +985,7 @@ func TestFailureRecordAgeAfterPartialFailure(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(deliveredSet()); n < len(truth)-1 || len(fs) < 1 {
+		if n := len(deliveredSet()); n < len(truth)-1 {
 			return false, fmt.Sprintf("%d of %d delivered, %d dead-lettered", n, len(truth)-1, len(fs))
 		}
 		return allCommitted(t, b, group, topic, ends)
@@ -1078,7 +1079,7 @@ func TestFailureDeadLetterTooLargeForTopic(t *testing.T) {
 		if downs := logsWith(logLines(t, p), msgDestFailed); len(downs) > 0 {
 			status = fmt.Sprintf("; the pipe logged: %v", downs[0]["error"])
 		}
-		if n, d := len(ft.deliveredSet()), len(dlq.records()); n < len(good) || d < 1 {
+		if n, d := len(ft.deliveredSet()), len(dlq.records()); n < len(good) {
 			return false, fmt.Sprintf("%d of %d delivered, %d on the on-failure topic%s", n, len(good), d, status)
 		}
 		ok, s := allCommitted(t, b, group, topic, ends)
@@ -1088,6 +1089,7 @@ func TestFailureDeadLetterTooLargeForTopic(t *testing.T) {
 	w.check(t)
 
 	checkDelivered(t, ft.delivered(), good, topic, b.addr)
+	dlq.synced() // read the topic up to its end
 	msgs := dlq.records()
 	if len(msgs) != 1 {
 		t.Fatalf("%d messages on the on-failure topic, want 1", len(msgs))
