@@ -491,7 +491,7 @@ func TestConfigProblems(t *testing.T) {
 		{[]string{"bootstrapServers: b:1", "topic: t", "partitioner: hash"},
 			`pipes.yaml:9:22: pipe "test": target.kafka.partitioner: must be one of murmur2, sourcePartition, roundRobin, got "hash"`},
 		{[]string{"bootstrapServers: b:1", "topic: t", "sasl: {mechanism: PLAIN, username: u}"},
-			`pipes.yaml:9:15: pipe "test": target.kafka.sasl: mechanism PLAIN needs password`},
+			`pipes.yaml:9:15: pipe "test": target.kafka.sasl.password: mechanism PLAIN needs password`},
 	} {
 		_, err := load(t, tc.lines...)
 		if err == nil || err.Error() != tc.want {
