@@ -317,6 +317,9 @@ func (p *Pipe) handle(ctx context.Context, b *Batch, ps *PartitionStatus, trace 
 		if p.MaxAge > 0 && p.OnFailure != nil {
 			old, fresh := p.splitAged(w.b)
 			if old != nil {
+				if w.targetOnly {
+					old = sourceRecords(b, old)
+				}
 				f := p.failure(old, RecordAgeExceeded, w.attempts, "", nil)
 				if err := p.deadLetter(ctx, f, ps); err != nil {
 					return err

@@ -222,6 +222,17 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 }
 
 // failure is why one request failed, before it is wrapped for the runner.
+// statusError is an answer that was not 2xx; its status goes into the
+// on-failure record's responseContext.
+type statusError struct {
+	code int
+	err  error
+}
+
+func (e *statusError) Error() string   { return e.err.Error() }
+func (e *statusError) Unwrap() error   { return e.err }
+func (e *statusError) StatusCode() int { return e.code }
+
 type failure struct {
 	err       error
 	permanent bool
@@ -285,7 +296,7 @@ func (t *target) send(ctx context.Context, x *exchange, u *url.URL, h http.Heade
 			t.tokens.invalidate(auth)
 			continue
 		}
-		f := &failure{err: fail("status %d: %s", a.status, strings.TrimSpace(string(a.snippet)))}
+		f := &failure{err: &statusError{code: a.status, err: fail("status %d: %s", a.status, strings.TrimSpace(string(a.snippet)))}}
 		if a.status == http.StatusTooManyRequests || a.status >= 500 {
 			f.after = retryAfter(a.retryAfter, time.Now())
 		} else {
