@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -104,12 +105,26 @@ func parseFailed(where string, data []byte) (failed, error) {
 		RequestContext struct {
 			Condition string `json:"condition"`
 		} `json:"requestContext"`
+		KafkaBatchInfo struct {
+			RecordsInfo map[string]struct {
+				First string `json:"firstRecordOffset"`
+				Last  string `json:"lastRecordOffset"`
+			} `json:"recordsInfo"`
+		} `json:"KafkaBatchInfo"`
 	}
 	if err := json.Unmarshal(data, &meta); err != nil {
 		return failed{}, fmt.Errorf("%s: not an on-failure record: %w", where, err)
 	}
 	b, err := pipeline.ParseFailureRecord(data)
 	if err != nil {
+		var at []string
+		for tp, ri := range meta.KafkaBatchInfo.RecordsInfo {
+			at = append(at, fmt.Sprintf("%s offsets %s-%s", tp, ri.First, ri.Last))
+		}
+		if len(at) > 0 {
+			sort.Strings(at)
+			return failed{}, fmt.Errorf("%s: %w; the records are at %s of the source topic", where, err, strings.Join(at, ", "))
+		}
 		return failed{}, fmt.Errorf("%s: %w", where, err)
 	}
 	return failed{where: where, pipe: meta.Pipe, condition: meta.RequestContext.Condition, stage: meta.Stage,

@@ -4,7 +4,10 @@
 // record; its headers carry the failure context (pipe-pipe, pipe-condition,
 // pipe-stage, pipe-attempts, pipe-error, pipe-topic, pipe-partition,
 // pipe-offset), so a consumer can route or count failures without parsing
-// the value. `pipe redrive --from-topic` reads them back.
+// the value. `pipe redrive --from-topic` reads them back. A failure whose
+// record is too large for the topic (the payload holds it base64-encoded)
+// is sent without the payload, with the header pipe-payload saying so; its
+// coordinates name the record in the source topic.
 //
 // Without bootstrapServers the destination is on the source's cluster, with
 // the source's connection settings, and must not be one of the pipe's
@@ -14,10 +17,12 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"sync"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/pipe-run/pipe/internal/kafkaconn"
@@ -126,8 +131,28 @@ func (d *destination) Send(ctx context.Context, f *pipeline.Failure) error {
 		}
 		recs[i] = kr
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return fmt.Errorf("on-failure topic %s: %w", d.topic, err)
+	results := cl.ProduceSync(ctx, recs...)
+	var again []*kgo.Record
+	for i, res := range results {
+		switch {
+		case res.Err == nil:
+		case errors.Is(res.Err, kerr.MessageTooLarge) || errors.Is(res.Err, kerr.RecordListTooLarge):
+			// The record, base64 in the payload, is over the topic's
+			// limit; retrying cannot help. Send the failure without it:
+			// its coordinates name the record in the source topic.
+			r := recs[i]
+			r.Value = pipeline.AppendFailureRecord(nil, f.Single(i), false)
+			r.Headers = append(r.Headers, kgo.RecordHeader{Key: "pipe-payload", Value: []byte("omitted: too large for the on-failure topic")})
+			r.Partition, r.Offset = 0, 0
+			again = append(again, r)
+		default:
+			return fmt.Errorf("on-failure topic %s: %w", d.topic, res.Err)
+		}
+	}
+	if len(again) > 0 {
+		if err := cl.ProduceSync(ctx, again...).FirstErr(); err != nil {
+			return fmt.Errorf("on-failure topic %s: %w", d.topic, err)
+		}
 	}
 	return nil
 }
