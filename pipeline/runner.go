@@ -299,9 +299,11 @@ func (p *Pipe) Handle(ctx context.Context, b *Batch) error {
 	end := time.Now()
 	m.BatchDuration.Observe(end.Sub(start).Seconds())
 	endMs := end.UnixMilli()
+	lat := m.Latency.Tally()
 	for i := range b.Records {
-		m.Latency.Observe(float64(endMs-b.Records[i].Timestamp.UnixMilli()) / 1000)
+		lat.Observe(float64(endMs-b.Records[i].Timestamp.UnixMilli()) / 1000)
 	}
+	lat.Flush()
 	if trace {
 		p.Logger.Log(ctx, LevelTrace, "batch done", batchAttrs(b, "duration", end.Sub(start).String())...)
 	}
@@ -339,7 +341,10 @@ func (p *Pipe) handle(ctx context.Context, b *Batch, ps *PartitionStatus, trace 
 			res, err = p.attempt(ctx, w.b, trace)
 		}
 		var pf *partialFailure
-		if err == nil || errors.As(err, &pf) {
+		if err != nil {
+			pf = asPartial(err)
+		}
+		if err == nil || pf != nil {
 			// Delivered, or delivered in part: those records are done.
 			m.Filtered.Add(float64(res.filtered))
 			m.Delivered.Add(float64(res.delivered))
@@ -623,6 +628,14 @@ type partialFailure struct {
 }
 
 func (e *partialFailure) Unwrap() error { return e.error }
+
+func asPartial(err error) *partialFailure {
+	var pf *partialFailure
+	if errors.As(err, &pf) {
+		return pf
+	}
+	return nil
+}
 
 // maxTracePayload bounds the payload of a TRACE line.
 const maxTracePayload = 64 << 10

@@ -31,7 +31,8 @@ type Registry struct {
 	retries, bisects, batches                *prometheus.CounterVec
 	stageErrors, connFailures                *prometheus.CounterVec
 	batchRecords, stageDuration              *prometheus.HistogramVec
-	batchDuration, latency                   *prometheus.HistogramVec
+	batchDuration                            *prometheus.HistogramVec
+	latency                                  *batchHistVec
 	inflightBatches, inflightBytes, state    *prometheus.GaugeVec
 	lag, highWatermark, committed            *prometheus.GaugeVec
 	stalled, blocked                         *prometheus.GaugeVec
@@ -75,8 +76,9 @@ func New() *Registry {
 		[]float64{1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000}, pipe...)
 	r.stageDuration = histogram("pipe_stage_duration_seconds", "Duration of one call of a stage (filter, transform, enrichment, target), failed calls included.", seconds, "pipe", "stage")
 	r.batchDuration = histogram("pipe_batch_duration_seconds", "Time from a batch handed to the pipe until it is done, retries included.", seconds, pipe...)
-	r.latency = histogram("pipe_record_latency_seconds", "Time from each record's Kafka timestamp until its batch is done (delivered, filtered out or sent to on-failure).",
-		prometheus.ExponentialBuckets(0.005, 3, 14), pipe...) // 5ms .. 2.2h
+	r.latency = newBatchHistVec("pipe_record_latency_seconds", "Time from each record's Kafka timestamp until its batch is done (delivered, filtered out or sent to on-failure).",
+		prometheus.ExponentialBuckets(0.005, 3, 14)) // 5ms .. 2.2h
+	r.reg.MustRegister(r.latency)
 	r.inflightBatches = gauge("pipe_inflight_batches", "Batches being processed.", pipe)
 	r.inflightBytes = gauge("pipe_inflight_bytes", "Bytes of keys, values and headers of the batches being processed.", pipe)
 	r.state = gauge("pipe_state", "1 for the pipe's current state (starting, running, stopping, stopped, failed), 0 for the others.", []string{"pipe", "state"})
@@ -109,7 +111,7 @@ func (r *Registry) Pipe(name string) *Pipe {
 		Batches:         r.batches.WithLabelValues(name),
 		BatchRecords:    r.batchRecords.WithLabelValues(name),
 		BatchDuration:   r.batchDuration.WithLabelValues(name),
-		Latency:         r.latency.WithLabelValues(name),
+		Latency:         r.latency.with(name),
 		InflightBatches: r.inflightBatches.WithLabelValues(name),
 		InflightBytes:   r.inflightBytes.WithLabelValues(name),
 	}
@@ -125,11 +127,12 @@ func (r *Registry) RemovePipe(name string) {
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
 		r.polled, r.polledBytes, r.filtered, r.delivered, r.failed, r.onFailure, r.onFailureErrors,
 		r.retries, r.bisects, r.batches, r.stageErrors, r.connFailures, r.batchRecords, r.stageDuration,
-		r.batchDuration, r.latency, r.inflightBatches, r.inflightBytes, r.state, r.lag,
+		r.batchDuration, r.inflightBatches, r.inflightBytes, r.state, r.lag,
 		r.highWatermark, r.committed, r.stalled, r.blocked,
 	} {
 		v.DeletePartialMatch(l)
 	}
+	r.latency.delete(name)
 }
 
 // Pipe is the metrics of one pipe.
@@ -140,7 +143,8 @@ type Pipe struct {
 	Polled, PolledBytes, Filtered, Delivered prometheus.Counter
 	OnFailureErrors, Retries, Bisects        prometheus.Counter
 	Batches                                  prometheus.Counter
-	BatchRecords, BatchDuration, Latency     prometheus.Observer
+	BatchRecords, BatchDuration              prometheus.Observer
+	Latency                                  *BatchHistogram
 	InflightBatches, InflightBytes           prometheus.Gauge
 
 	states []prometheus.Gauge
