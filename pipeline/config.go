@@ -39,7 +39,7 @@ const DefaultAdminAddress = "127.0.0.1:9100"
 // AdminConfig is the `admin:` block.
 type AdminConfig struct {
 	Enabled        bool   `yaml:"enabled" default:"true" doc:"Serve the admin endpoints."`
-	Address        string `yaml:"address" default:"127.0.0.1:9100" doc:"host:port to listen on (port 0 picks a free one; the log says which). The default binds to loopback only: nothing on the network reaches it. If the default address is taken (another pipe process on the machine) a warning is logged and the process runs without the server; any other address that cannot be bound stops the process at start."`
+	Address        string `yaml:"address" default:"127.0.0.1:9100" doc:"host:port to listen on (port 0 picks a free one; the log says which). The default binds to loopback only: nothing on the network reaches it. If the default address is taken (another pipe process on the machine) an INFO line says so and the process runs without the server; any other address that cannot be bound stops the process at start."`
 	UnreadyOnStall bool   `yaml:"unreadyOnStall" doc:"Make /readyz answer 503 while a partition of a pipe is stalled (see the pipe's stallTimeout), so that an orchestrator can act. Without it /readyz only asks that every pipe is running."`
 }
 

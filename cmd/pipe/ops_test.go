@@ -1029,7 +1029,8 @@ func TestFailedStateTLS(t *testing.T) {
 }
 
 // TestAdminAddress: an address that cannot be bound stops `pipe run` at
-// start; the default one, when taken, only warns and the pipes run.
+// start; the default one, when taken, is only noted (at INFO: several pipe
+// processes on a machine all default to it) and the pipes run.
 func TestAdminAddress(t *testing.T) {
 	kc := testenv.Kafka(t, 1, "a")
 	s := newSink(t)
@@ -1075,7 +1076,7 @@ func TestAdminAddress(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if w := logs2.with(t, "admin server not started"); len(w) != 1 || w[0]["level"] != "WARN" {
+	if w := logs2.with(t, "admin server not started"); len(w) != 1 || w[0]["level"] != "INFO" {
 		t.Errorf("warning lines %v\n%s", w, logs2.String())
 	}
 }

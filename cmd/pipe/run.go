@@ -82,7 +82,9 @@ func runWatched(ctx context.Context, cfg *pipeline.Config, logw io.Writer, watch
 			UnreadyOnStall: cfg.Admin.UnreadyOnStall, Logger: logger})
 		switch {
 		case err != nil && cfg.Admin.Address == pipeline.DefaultAdminAddress:
-			logger.Warn("admin server not started: the default address is taken (another pipe process?); set admin.address", "address", cfg.Admin.Address, "error", err)
+			// Not a warning: several pipe processes on one machine (tests,
+			// a dev run next to another) all default to this address.
+			logger.Info("admin server not started: the default address is taken (another pipe process?); set admin.address to serve it", "address", cfg.Admin.Address, "error", err.Error())
 		case err != nil:
 			return errors.New("admin server: " + err.Error())
 		default:
