@@ -38,7 +38,7 @@ type Status struct {
 	stallTimeout time.Duration
 	now          func() time.Time
 
-	mu        sync.Mutex
+	mu        sync.RWMutex
 	state     State
 	reason    string
 	since     time.Time
@@ -84,17 +84,18 @@ func (s *Status) State() (State, string) {
 	return s.state, s.reason
 }
 
-// setLocked moves the pipe to state; it returns false when it was there.
-func (s *Status) setLocked(state State, reason string) bool {
+// setLocked moves the pipe to state. The gauge is set even when the state
+// is unchanged: a pipe restarted by a reload shares its series with the
+// instance that stopped before it.
+func (s *Status) setLocked(state State, reason string) {
+	s.m.SetState(string(state))
 	if s.state == state && s.reason == reason {
-		return false
+		return
 	}
 	if s.state != state {
 		s.since = s.now()
 	}
 	s.state, s.reason = state, reason
-	s.m.SetState(string(state))
-	return true
 }
 
 // SetState moves the pipe to a state of its lifecycle (starting, stopping,
@@ -249,9 +250,9 @@ func (s *Status) partition(b *Batch) *PartitionStatus {
 		return nil
 	}
 	r := &b.Records[0]
-	s.mu.Lock()
+	s.mu.RLock()
 	ps := s.parts[partKey{r.Topic, r.Partition}]
-	s.mu.Unlock()
+	s.mu.RUnlock()
 	return ps
 }
 
