@@ -445,3 +445,82 @@ pipes:
 		t.Error("the encoded client credentials are in the log")
 	}
 }
+
+// fencedBlocks returns the fenced code blocks of a Markdown file, each as
+// its lines.
+func fencedBlocks(t *testing.T, path string) [][]string {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks [][]string
+	var cur []string
+	in := false
+	for _, line := range strings.Split(string(raw), "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "```") {
+			if in {
+				blocks = append(blocks, cur)
+			}
+			in, cur = !in, nil
+			continue
+		}
+		if in {
+			cur = append(cur, line)
+		}
+	}
+	return blocks
+}
+
+// TestEventBridgeExampleReadme runs the commands of
+// examples/kafka-to-eventbridge/README.md from the repository root, as the
+// README says, and compares what the binary prints and its exit status with
+// the output the README shows (its `exit status N` line is go run's).
+func TestEventBridgeExampleReadme(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const dir = "examples/kafka-to-eventbridge"
+	blocks := fencedBlocks(t, filepath.Join(root, dir, "README.md"))
+	cfg, err := os.ReadFile(filepath.Join(root, dir, "pipes.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, bytes.Replace(cfg, []byte("source: shop.orders"), []byte("source: aws.orders"), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		command string // as the README's command block has it
+		args    []string
+	}{
+		{"go run ./cmd/pipe validate -f " + dir + "/pipes.yaml", []string{"validate", "-f", dir + "/pipes.yaml"}},
+		{"go run ./cmd/pipe test -f " + dir + "/pipes.yaml --topic orders " + dir + "/sample.jsonl",
+			[]string{"test", "-f", dir + "/pipes.yaml", "--topic", "orders", dir + "/sample.jsonl"}},
+		{"go run ./cmd/pipe validate -f /tmp/bad.yaml", []string{"validate", "-f", bad}},
+	} {
+		var want []string
+		for i, b := range blocks {
+			if i+1 < len(blocks) && slices.Contains(b, c.command) {
+				want = blocks[i+1]
+				break
+			}
+		}
+		if want == nil {
+			t.Errorf("the README has no output for %q", c.command)
+			continue
+		}
+		wantCode := 0
+		if n := len(want); n > 0 {
+			if _, err := fmt.Sscanf(want[n-1], "exit status %d", &wantCode); err == nil {
+				want = want[:n-1]
+			}
+		}
+		stdout, stderr, code := runCmd(t, root, nil, pipeBin, c.args...)
+		got := strings.Split(strings.TrimSuffix(stdout+strings.ReplaceAll(stderr, bad, "/tmp/bad.yaml"), "\n"), "\n")
+		if code != wantCode || !slices.Equal(got, want) {
+			t.Errorf("%s: exit status %d, output:\n%s\nthe README shows status %d and:\n%s", c.command, code, strings.Join(got, "\n"), wantCode, strings.Join(want, "\n"))
+		}
+	}
+}
