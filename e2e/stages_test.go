@@ -103,7 +103,8 @@ func TestFilterAndTemplateToHTTP(t *testing.T) {
 	srv := httptest.NewServer(sink)
 	defer srv.Close()
 	cfg := filepath.Join(t.TempDir(), "pipes.yaml")
-	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`pipes:
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(`admin: {address: "127.0.0.1:0"}
+pipes:
   - name: shaped
     source:
       kafka:
