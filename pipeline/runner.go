@@ -47,8 +47,33 @@ type Pipe struct {
 	level    *PipeLevel
 	execData atomic.Bool
 	// stageM are the metrics of Stages, then of the target.
-	stageM    []*metrics.Stage
+	stageM []*metrics.Stage
+	// evalErrs follow the expression failures of stages that count them.
+	evalErrs  []evalErrors
 	setupOnce sync.Once
+}
+
+// evalErrors carries a stage's own count of expression failures (the
+// filter's EvalErrors) over to a metric. The stage counts across the
+// batches of all partitions, so the count moves the metric forward with a
+// compare-and-swap, never twice for the same failures.
+type evalErrors struct {
+	stage interface{ EvalErrors() int64 }
+	seen  atomic.Int64
+}
+
+func (e *evalErrors) sync(c interface{ Add(float64) }) {
+	cur := e.stage.EvalErrors()
+	for {
+		prev := e.seen.Load()
+		if cur <= prev {
+			return
+		}
+		if e.seen.CompareAndSwap(prev, cur) {
+			c.Add(float64(cur - prev))
+			return
+		}
+	}
 }
 
 // Stats counts a pipe's retries, bisections and dead-lettered records.
@@ -178,8 +203,12 @@ func (p *Pipe) setup() {
 		if p.Status == nil {
 			p.Status = NewStatus(p.Name, p.Logger, nil, 0)
 		}
-		for i := range p.Stages {
+		p.evalErrs = make([]evalErrors, len(p.Stages))
+		for i, s := range p.Stages {
 			p.stageM = append(p.stageM, p.Status.m.Stage(p.stageName(i)))
+			if ee, ok := s.(interface{ EvalErrors() int64 }); ok {
+				p.evalErrs[i].stage = ee
+			}
 		}
 		p.stageM = append(p.stageM, p.Status.m.Stage("target"))
 	})
@@ -570,6 +599,9 @@ func (p *Pipe) attempt(ctx context.Context, b *Batch, trace bool) (result, error
 		nb, err := s.Process(ctx, b)
 		sm := p.stageM[i]
 		sm.Duration.Observe(time.Since(t0).Seconds())
+		if ec := &p.evalErrs[i]; ec.stage != nil {
+			ec.sync(p.Status.m.FilterErrors)
+		}
 		if err != nil {
 			if ctx.Err() == nil {
 				sm.Error(errorKind(err))

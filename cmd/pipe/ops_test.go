@@ -363,28 +363,34 @@ func httpTo(s *sink, extra string) string {
 }
 
 // keepRecords produces n records over the partitions of topic, round
-// robin; records whose index is a multiple of 4 have keep=false.
+// robin; records whose index is a multiple of 4 have keep=false, and those
+// whose index is 1 modulo 20 a string n.
 func keepRecords(t *testing.T, kc *testenv.Cluster, topic string, partitions int32, n int) {
 	t.Helper()
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
 		v := fmt.Sprintf(`{"n":%d,"keep":%t}`, i, i%4 != 0)
+		if i%20 == 1 {
+			v = `{"n":"one","keep":true}`
+		}
 		recs[i] = &kgo.Record{Topic: topic, Partition: int32(i) % partitions, Value: []byte(v)}
 	}
 	kc.Produce(t, recs...)
 }
 
 // TestMetricsEndToEnd scrapes /metrics while a pipe consumes: the counts
-// match what was produced, filtered and delivered, lag shows while the
-// target holds the batches and falls to 0 once they are delivered and
-// committed; /pipes, /healthz and /readyz agree.
+// match what was produced, filtered (by the pattern, and by the expression
+// that fails on some records) and delivered, lag shows while the target
+// holds the batches and falls to 0 once they are delivered and committed;
+// /pipes, /healthz and /readyz agree.
 func TestMetricsEndToEnd(t *testing.T) {
 	const parts, n = 4, 400
+	const kept = n*3/4 - n/20 // keep=false, and n not a number
 	kc := testenv.Kafka(t, parts, "orders")
 	s := newSink(t)
 	s.holdRequests()
 	file := opsConfig(t, t.TempDir(), "", kafkaPipe("orders", kc.Addr, "orders", "ops-metrics", httpTo(s, ""),
-		`filter: {patterns: ['{"value": {"keep": [true]}}']}`))
+		`filter: {patterns: ['{"value": {"keep": [true]}}'], expression: 'value.n + 1 > 0'}`))
 	r := startOps(t, file, 0)
 	keepRecords(t, kc, "orders", parts, n)
 
@@ -421,14 +427,15 @@ func TestMetricsEndToEnd(t *testing.T) {
 				return false, fmt.Sprintf("delivered %d, lags %v", unique, lags)
 			}
 		}
-		return unique == n*3/4, fmt.Sprintf("delivered %d, lags %v", unique, lags)
+		return unique == kept, fmt.Sprintf("delivered %d, lags %v", unique, lags)
 	})
 
 	m := r.metrics()
 	_, deliveries := s.count()
 	want := map[string]float64{
 		series("pipe_records_polled_total", "pipe", "orders"):                                            n,
-		series("pipe_records_filtered_total", "pipe", "orders"):                                          n / 4,
+		series("pipe_records_filtered_total", "pipe", "orders"):                                          n - kept,
+		series("pipe_filter_expression_errors_total", "pipe", "orders"):                                  n / 20,
 		series("pipe_records_delivered_total", "pipe", "orders"):                                         float64(deliveries),
 		series("pipe_batch_records_sum", "pipe", "orders"):                                               n,
 		series("pipe_record_latency_seconds_count", "pipe", "orders"):                                    n,
@@ -441,8 +448,8 @@ func TestMetricsEndToEnd(t *testing.T) {
 		series("pipe_partition_committed_offset", "pipe", "orders", "topic", "orders", "partition", "0"): n / parts,
 		series("pipe_partition_high_watermark", "pipe", "orders", "topic", "orders", "partition", "3"):   n / parts,
 	}
-	if deliveries != n*3/4 {
-		t.Errorf("%d deliveries of %d records: duplicates in a run without failures", deliveries, n*3/4)
+	if deliveries != kept {
+		t.Errorf("%d deliveries of %d records: duplicates in a run without failures", deliveries, kept)
 	}
 	for k, v := range want {
 		if got, ok := m[k]; !ok || got != v {

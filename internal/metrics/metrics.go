@@ -27,6 +27,7 @@ type Registry struct {
 	reg *prometheus.Registry
 
 	polled, polledBytes, filtered, delivered *prometheus.CounterVec
+	filterErrors                             *prometheus.CounterVec
 	failed, onFailure, onFailureErrors       *prometheus.CounterVec
 	retries, bisects, batches                *prometheus.CounterVec
 	stageErrors, connFailures                *prometheus.CounterVec
@@ -63,6 +64,7 @@ func New() *Registry {
 	r.polled = counter("pipe_records_polled_total", "Records read from the source.", pipe...)
 	r.polledBytes = counter("pipe_records_polled_bytes_total", "Bytes of keys, values and headers read from the source.", pipe...)
 	r.filtered = counter("pipe_records_filtered_total", "Records the filter dropped; they count as done.", pipe...)
+	r.filterErrors = counter("pipe_filter_expression_errors_total", "Records the filter's expression failed to evaluate on (they are filtered out).", pipe...)
 	r.delivered = counter("pipe_records_delivered_total", "Records the target accepted (after the filter and enrichment, which may change their number).", pipe...)
 	r.failed = counter("pipe_records_failed_total", "Records of attempts that failed, by the stage that failed; a retried record counts again.", "pipe", "stage")
 	r.onFailure = counter("pipe_records_sent_to_on_failure_total", "Records sent to the on-failure destination, by condition.", "pipe", "condition")
@@ -104,6 +106,7 @@ func (r *Registry) Pipe(name string) *Pipe {
 		Polled:          r.polled.WithLabelValues(name),
 		PolledBytes:     r.polledBytes.WithLabelValues(name),
 		Filtered:        r.filtered.WithLabelValues(name),
+		FilterErrors:    r.filterErrors.WithLabelValues(name),
 		Delivered:       r.delivered.WithLabelValues(name),
 		OnFailureErrors: r.onFailureErrors.WithLabelValues(name),
 		Retries:         r.retries.WithLabelValues(name),
@@ -125,7 +128,7 @@ func (r *Registry) Pipe(name string) *Pipe {
 func (r *Registry) RemovePipe(name string) {
 	l := prometheus.Labels{"pipe": name}
 	for _, v := range []interface{ DeletePartialMatch(prometheus.Labels) int }{
-		r.polled, r.polledBytes, r.filtered, r.delivered, r.failed, r.onFailure, r.onFailureErrors,
+		r.polled, r.polledBytes, r.filtered, r.filterErrors, r.delivered, r.failed, r.onFailure, r.onFailureErrors,
 		r.retries, r.bisects, r.batches, r.stageErrors, r.connFailures, r.batchRecords, r.stageDuration,
 		r.batchDuration, r.inflightBatches, r.inflightBytes, r.state, r.lag,
 		r.highWatermark, r.committed, r.stalled, r.blocked,
@@ -141,6 +144,7 @@ type Pipe struct {
 	name string
 
 	Polled, PolledBytes, Filtered, Delivered prometheus.Counter
+	FilterErrors                             prometheus.Counter
 	OnFailureErrors, Retries, Bisects        prometheus.Counter
 	Batches                                  prometheus.Counter
 	BatchRecords, BatchDuration              prometheus.Observer
