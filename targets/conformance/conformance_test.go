@@ -135,12 +135,22 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-// TestEveryTargetKind: the table holds every registered target kind, so a
-// new target cannot miss the suite.
+// TestEveryTargetKind: the table holds every target, so a new target
+// cannot miss the suite: every registered kind, and every package under
+// targets/ (named after its kind).
 func TestEveryTargetKind(t *testing.T) {
 	var names []string
 	for _, k := range pipeline.Kinds(reflect.TypeFor[pipeline.TargetConfig]()) {
 		names = append(names, k.Name)
+	}
+	dirs, err := os.ReadDir("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range dirs {
+		if d.IsDir() && d.Name() != "conformance" && !slices.Contains(names, d.Name()) {
+			names = append(names, d.Name())
+		}
 	}
 	var ours []string
 	for _, k := range kinds {

@@ -30,6 +30,10 @@
 //     so does a Deliver in flight to a receiver that never answers once its
 //     context is cancelled; Close returns nil, and a second Close too.
 //
+// TestSNSExample and TestEventBridgeExample run examples/kafka-to-sns and
+// examples/kafka-to-eventbridge the same way and compare what arrives with
+// what their READMEs show.
+//
 // The package has no code besides this documentation: everything is in its
 // tests.
 package conformance
