@@ -1,9 +1,6 @@
-// Package stdout is the `stdout` target: it writes each batch's envelope as
-// one line of JSON to standard output.
 package stdout
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"os"
@@ -25,13 +22,17 @@ func (c *Config) NewTarget(pipeline.Env) (pipeline.Target, error) {
 	return New(os.Stdout), nil
 }
 
-// out is shared by every stdout target of the process, so lines of different
-// pipes never interleave.
-var (
-	mu     sync.Mutex
-	writer *bufio.Writer
-	dest   io.Writer
-)
+// turn is held while a line is written. It is shared by every stdout
+// target of the process, so lines of different pipes never interleave; a
+// channel rather than a mutex, so that waiting for it can end with a
+// context.
+var turn = make(chan struct{}, 1)
+
+// lines are the buffers lines are rendered into.
+var lines = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxKept is the largest buffer put back in lines.
+const maxKept = 1 << 20
 
 type target struct{ w io.Writer }
 
@@ -40,19 +41,46 @@ var _ pipeline.Target = (*target)(nil)
 // New returns a target writing to w.
 func New(w io.Writer) pipeline.Target { return &target{w: w} }
 
-func (t *target) Deliver(_ context.Context, b *pipeline.Batch) error {
-	mu.Lock()
-	defer mu.Unlock()
-	if writer == nil || dest != t.w {
-		writer, dest = bufio.NewWriterSize(t.w, 64<<10), t.w
-	}
-	buf := writer.AvailableBuffer()
-	buf = pipeline.AppendEnvelope(buf, b)
-	buf = append(buf, '\n')
-	if _, err := writer.Write(buf); err != nil {
+// Deliver writes the batch's envelope as one line. The line is rendered
+// before waiting for the writer, so b is not read after Deliver returns.
+func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return writer.Flush()
+	bp := lines.Get().(*[]byte)
+	line := append(pipeline.AppendEnvelope((*bp)[:0], b), '\n')
+	*bp = line
+	select {
+	case turn <- struct{}{}:
+	case <-ctx.Done():
+		release(bp)
+		return ctx.Err()
+	}
+	if err := ctx.Err(); err != nil {
+		// Both were ready and the turn won: nothing is written.
+		<-turn
+		release(bp)
+		return err
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := t.w.Write(line)
+		<-turn
+		release(bp)
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func release(bp *[]byte) {
+	if cap(*bp) <= maxKept {
+		lines.Put(bp)
+	}
 }
 
 func (t *target) Close() error { return nil }
