@@ -320,8 +320,6 @@ func (s *source) assigned(_ context.Context, cl *kgo.Client, assigned map[string
 	s.mu.Unlock()
 	// Called after every join, with nothing new assigned too: the group is
 	// joined.
-	member, gen := cl.GroupMetadata()
-	s.status.SetGroup(s.group, member, gen)
 	s.status.Running()
 	s.refreshCommitted(cl)
 	if len(assigned) > 0 {
