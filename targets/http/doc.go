@@ -12,12 +12,23 @@
 // record holds; any other template as text/plain), or, without a template,
 // the record as it appears in the envelope. The records of one partition
 // are sent one after another in offset order; different partitions of a
-// batch are sent at the same time, up to `concurrency`. When a record
-// fails, the rest of its partition is not sent, and Deliver returns
-// pipeline.RetryOnly with the failed record and every later record of its
-// partition, so the runner retries just those, in order; the other
-// partitions' records are done. The error is permanent only when every
-// partition failed permanently, and carries the longest Retry-After.
+// batch are sent at the same time, up to `concurrency`. Deliver returns
+// pipeline.RetryOnly with the records to try again; the others are done.
+// A record that fails permanently (a 4xx but 429, one that cannot be sent)
+// does not hold back its partition: the later records are sent, and only
+// the failed one is reported (pipeline.Permanent, or pipeline.TooLarge for
+// a 413), so an on-failure destination gets that record alone. A record
+// that fails in a way a retry may fix (a 5xx, a 429, a lost connection)
+// stops its partition: it and the later records of its partition are
+// reported, so the runner retries them in order.
+//
+// When one batch has both kinds, the target does what
+// internal/awscfg/batch's Failures does for the AWS targets: RetryOnly lists
+// every failed record and the records held back, and the error is
+// retryable; the next attempt sends the permanently failed records again
+// with the others, and once only they fail the error is permanent. The
+// error is too large only when every failure is a 413, and carries the
+// longest Retry-After.
 //
 // Sending a partition's records at the same time as the other partitions'
 // pays off as soon as the endpoint takes time to answer: against a loopback

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
@@ -15,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pipe-run/pipe/destinations/file"
 	"github.com/pipe-run/pipe/internal/backoff"
 	"github.com/pipe-run/pipe/pipeline"
 )
@@ -198,8 +201,9 @@ func idOf(s seen) (part, off int) {
 	return
 }
 
-// A failed record stops its partition: RetryOnly lists it and the records
-// after it in that partition; the other partitions are delivered.
+// A record that fails in a way a retry may fix stops its partition:
+// RetryOnly lists it and the records after it in that partition; the other
+// partitions are delivered.
 func TestRecordFailureRetryOnly(t *testing.T) {
 	// Three partitions of four records; partition 1 fails at offset 2.
 	var recs []pipeline.Record
@@ -247,32 +251,41 @@ func TestRecordFailureRetryOnly(t *testing.T) {
 	}
 }
 
-// The failure is permanent only when every failing partition failed
-// permanently, and carries the longest Retry-After.
+// A permanent failure is reported alone and its partition goes on; a
+// retryable one holds back the rest of its partition. The error is
+// permanent only when every failure is (too large when every one is a
+// 413), and carries the longest Retry-After.
 func TestRecordFailureClasses(t *testing.T) {
+	// Three partitions of three records: index 3p+o is partition p,
+	// offset o.
 	for _, tc := range []struct {
 		name       string
-		status     map[int]int // partition -> status of its first record
+		status     map[int]int // index -> status
 		retryAfter map[int]string
 		permanent  bool
 		tooLarge   bool
 		after      time.Duration
 		failed     []int
+		unsent     []int // held back: never sent
 	}{
-		{name: "400 and 500", status: map[int]int{0: 400, 2: 500}, failed: []int{0, 1, 4, 5}},
-		{name: "400 and 404", status: map[int]int{0: 400, 2: 404}, permanent: true, failed: []int{0, 1, 4, 5}},
-		{name: "429 and 503", status: map[int]int{1: 429, 2: 503}, retryAfter: map[int]string{1: "3", 2: "7"}, after: 7 * time.Second, failed: []int{2, 3, 4, 5}},
-		{name: "all", status: map[int]int{0: 502, 1: 502, 2: 502}, failed: []int{0, 1, 2, 3, 4, 5}},
-		{name: "413 and 413", status: map[int]int{0: 413, 1: 413}, permanent: true, tooLarge: true, failed: []int{0, 1, 2, 3}},
-		{name: "413 and 400", status: map[int]int{0: 413, 1: 400}, permanent: true, failed: []int{0, 1, 2, 3}},
+		{name: "400 and 500", status: map[int]int{0: 400, 6: 500}, failed: []int{0, 6, 7, 8}, unsent: []int{7, 8}},
+		{name: "400 and 404", status: map[int]int{0: 400, 7: 404}, permanent: true, failed: []int{0, 7}},
+		{name: "400 twice in a partition", status: map[int]int{3: 400, 5: 400}, permanent: true, failed: []int{3, 5}},
+		{name: "400 then 503 in a partition", status: map[int]int{3: 400, 4: 503}, failed: []int{3, 4, 5}, unsent: []int{5}},
+		{name: "503 then 400 in a partition", status: map[int]int{3: 503, 4: 400}, failed: []int{3, 4, 5}, unsent: []int{4, 5}},
+		{name: "429 and 503", status: map[int]int{3: 429, 6: 503}, retryAfter: map[int]string{3: "3", 6: "7"}, after: 7 * time.Second, failed: []int{3, 4, 5, 6, 7, 8}, unsent: []int{4, 5, 7, 8}},
+		{name: "all", status: map[int]int{0: 502, 3: 502, 6: 502}, failed: []int{0, 1, 2, 3, 4, 5, 6, 7, 8}, unsent: []int{1, 2, 4, 5, 7, 8}},
+		{name: "413 and 413", status: map[int]int{0: 413, 4: 413}, permanent: true, tooLarge: true, failed: []int{0, 4}},
+		{name: "413 and 400", status: map[int]int{0: 413, 4: 400}, permanent: true, failed: []int{0, 4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rc := newRecorder(t, func(s seen, w http.ResponseWriter) int {
-				p, _ := idOf(s)
-				if ra, ok := tc.retryAfter[p]; ok {
+				p, o := idOf(s)
+				i := 3*p + o
+				if ra, ok := tc.retryAfter[i]; ok {
 					w.Header().Set("Retry-After", ra)
 				}
-				if st, ok := tc.status[p]; ok {
+				if st, ok := tc.status[i]; ok {
 					return st
 				}
 				return 200
@@ -280,12 +293,14 @@ func TestRecordFailureClasses(t *testing.T) {
 			tg := build(t, "url: "+rc.URL+"\nmode: record\n"+recordID)
 			var recs []pipeline.Record
 			for p := range 3 {
-				recs = append(recs, jrec(int32(p), 0, "k", "{}"), jrec(int32(p), 1, "k", "{}"))
+				for o := range 3 {
+					recs = append(recs, jrec(int32(p), int64(o), "k", "{}"))
+				}
 			}
 			err := deliver(t, tg, batchOf(recs...))
 			failed, _ := pipeline.RetryOnlyOf(err)
 			if !slices.Equal(failed, tc.failed) {
-				t.Errorf("RetryOnly %v, want %v", failed, tc.failed)
+				t.Errorf("RetryOnly %v, want %v: %v", failed, tc.failed, err)
 			}
 			if got := pipeline.IsPermanent(err); got != tc.permanent {
 				t.Errorf("permanent %v, want %v: %v", got, tc.permanent, err)
@@ -296,28 +311,44 @@ func TestRecordFailureClasses(t *testing.T) {
 			if got := pipeline.IsTooLarge(err); got != tc.tooLarge {
 				t.Errorf("too large %v, want %v", got, tc.tooLarge)
 			}
+			sent := map[int]int{}
+			for _, s := range rc.seen() {
+				p, o := idOf(s)
+				sent[3*p+o]++
+			}
+			for i := range recs {
+				want := 1
+				if slices.Contains(tc.unsent, i) {
+					want = 0
+				}
+				if sent[i] != want {
+					t.Errorf("record %d sent %d times, want %d", i, sent[i], want)
+				}
+			}
 		})
 	}
 }
 
 // Records that cannot be sent fail permanently without a request: an
-// empty path parameter, a header value with a line break.
+// empty path parameter, a header value with a line break. The later
+// records of their partition are sent.
 func TestRecordCannotBeSent(t *testing.T) {
 	rc := newRecorder(t, nil)
 	tg := build(t, "url: "+rc.URL+"/c/*\nmode: record\npathParameterValues: [$.value.c]\nheaderParameters: {X-Note: $.value.note}")
 	recs := []pipeline.Record{
 		jrec(0, 0, "k", `{"c":"ok","note":"fine"}`),
 		jrec(0, 1, "k", `{"note":"no c"}`),
+		jrec(0, 2, "k", `{"c":"ok","note":"after"}`),
 		jrec(1, 0, "k", `{"c":"ok","note":"line\nbreak secret-note"}`),
 		jrec(2, 0, "k", `{"c":"ok","note":"fine"}`),
 	}
 	err := deliver(t, tg, batchOf(recs...))
 	failed, _ := pipeline.RetryOnlyOf(err)
-	if !slices.Equal(failed, []int{1, 2}) || !pipeline.IsPermanent(err) {
-		t.Errorf("RetryOnly %v permanent %v, want [1 2] permanent: %v", failed, pipeline.IsPermanent(err), err)
+	if !slices.Equal(failed, []int{1, 3}) || !pipeline.IsPermanent(err) {
+		t.Errorf("RetryOnly %v permanent %v, want [1 3] permanent: %v", failed, pipeline.IsPermanent(err), err)
 	}
-	if len(rc.seen()) != 2 {
-		t.Errorf("%d requests, want 2 (the records that could be sent)", len(rc.seen()))
+	if len(rc.seen()) != 3 {
+		t.Errorf("%d requests, want 3 (the records that could be sent)", len(rc.seen()))
 	}
 	noSecrets(t, err, "secret-note")
 }
@@ -415,6 +446,93 @@ func TestRecordRetriesThroughRunner(t *testing.T) {
 	}
 	if n := len(rc.seen()); n != 19 {
 		t.Errorf("%d requests, want 18 + 1 failed", n)
+	}
+}
+
+// Through the runner with an on-failure destination: a record the endpoint
+// refuses for good is dead-lettered alone, with the status and condition of
+// its answer; the later records of its partition are delivered, once and in
+// order, not dead-lettered.
+func TestRecordPermanentFailureToDestination(t *testing.T) {
+	for _, tc := range []struct {
+		status    int
+		condition string
+	}{
+		{400, pipeline.RetryAttemptsExhausted},
+		{413, pipeline.MaximumPayloadSizeExceeded},
+	} {
+		t.Run(strconv.Itoa(tc.status), func(t *testing.T) {
+			var mu sync.Mutex
+			delivered := map[int][]int{}
+			rc := newRecorder(t, func(s seen, w http.ResponseWriter) int {
+				p, o := idOf(s)
+				if p == 1 && o == 1 {
+					return tc.status
+				}
+				mu.Lock()
+				delivered[p] = append(delivered[p], o)
+				mu.Unlock()
+				return http.StatusOK
+			})
+			tg := build(t, "url: "+rc.URL+"\nmode: record\n"+recordID)
+			path := filepath.Join(t.TempDir(), "failed.jsonl")
+			dest, err := (&file.Config{Path: path}).NewDestination(pipeline.Env{Pipe: "orders-api"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer dest.Close()
+			var recs []pipeline.Record
+			for p := range 2 {
+				for o := range 4 {
+					recs = append(recs, jrec(int32(p), int64(o), "k", "{}"))
+				}
+			}
+			pipe := &pipeline.Pipe{Name: "orders-api", Target: tg, OnFailure: dest, MaxRetries: 3,
+				Backoff: backoff.Policy{Initial: time.Millisecond, Max: time.Millisecond}, Logger: discardLogger()}
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := pipe.Handle(ctx, batchOf(recs...)); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(delivered[0], []int{0, 1, 2, 3}) || !slices.Equal(delivered[1], []int{0, 2, 3}) {
+				t.Errorf("delivered %v, want partition 0 whole and partition 1 but offset 1, each once in order", delivered)
+			}
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+			if len(lines) != 1 {
+				t.Fatalf("%d on-failure records, want 1:\n%s", len(lines), raw)
+			}
+			var rec struct {
+				RequestContext struct {
+					Condition string `json:"condition"`
+				} `json:"requestContext"`
+				ResponseContext *struct {
+					StatusCode int `json:"statusCode"`
+				} `json:"responseContext"`
+			}
+			if err := json.Unmarshal([]byte(lines[0]), &rec); err != nil {
+				t.Fatal(err)
+			}
+			if rec.RequestContext.Condition != tc.condition {
+				t.Errorf("condition %q, want %q", rec.RequestContext.Condition, tc.condition)
+			}
+			if tc.status == 400 && (rec.ResponseContext == nil || rec.ResponseContext.StatusCode != 400) {
+				t.Errorf("responseContext %+v, want statusCode 400", rec.ResponseContext)
+			}
+			b, err := pipeline.ParseFailureRecord([]byte(lines[0]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b.Records) != 1 || b.Records[0].Partition != 1 || b.Records[0].Offset != 1 {
+				t.Errorf("dead-lettered %d records, want only orders-1@1: %+v", len(b.Records), b.Records)
+			}
+			if n := pipe.Stats.DeadLettered.Load(); n != 1 {
+				t.Errorf("%d records dead-lettered, want 1", n)
+			}
+		})
 	}
 }
 

@@ -412,10 +412,19 @@ func (b *trackedBody) Close() error {
 
 // lane is the records of one partition in a batch, sent in order.
 type lane struct {
-	runs   [][2]int // index ranges of b.Records, in order
-	failAt int      // position in the lane of the first failed record, -1 if none
-	fail   *failure
-	failIx int // its index in b.Records
+	runs [][2]int // index ranges of b.Records, in order
+	// fails are the lane's failed records in order: the permanent failures,
+	// then the retryable failure that stopped the lane, if one did.
+	fails []laneFail
+	// stopAt is the position in the lane of the retryable failure that
+	// stopped it, -1 if none.
+	stopAt int
+}
+
+// laneFail is one failed record: its index in b.Records and why.
+type laneFail struct {
+	i int
+	f *failure
 }
 
 func (l *lane) each(fn func(i int) bool) {
@@ -445,7 +454,7 @@ func lanes(recs []pipeline.Record) []lane {
 			}
 		}
 		if !found {
-			ls = append(ls, lane{runs: [][2]int{{start, end}}, failAt: -1})
+			ls = append(ls, lane{runs: [][2]int{{start, end}}, stopAt: -1})
 		}
 		start = end
 	}
@@ -454,8 +463,9 @@ func lanes(recs []pipeline.Record) []lane {
 
 // deliverRecords sends one request per record: the partitions at the same
 // time (up to the concurrency setting), each partition's records one after
-// another. A failed record stops its partition: it and the records after it
-// are reported with RetryOnly, the others are done.
+// another. A record that failed permanently is reported alone and its
+// partition goes on; a retryable failure stops its partition: it and the
+// records after it are reported. The others are done.
 func (t *target) deliverRecords(ctx context.Context, b *pipeline.Batch) error {
 	ls := lanes(b.Records)
 	if len(ls) == 0 {
@@ -489,47 +499,78 @@ func (t *target) deliverRecords(ctx context.Context, b *pipeline.Batch) error {
 		}
 		wg.Wait()
 	}
+	return outcome(b, ls)
+}
 
+// outcome builds deliverRecords' error from the lanes' failures, as
+// internal/awscfg/batch's Failures does for the AWS targets: RetryOnly
+// lists every failed record and the records held back behind a retryable
+// failure. The error is permanent when every failure is permanent (too
+// large when every one is a 413); when retryable failures are among them
+// it is retryable, and the permanent ones are tried again with them until
+// only they are left. It carries the longest Retry-After and wraps the
+// error of the first failed record.
+func outcome(b *pipeline.Batch, ls []lane) error {
 	var failed []int
-	var first *lane
-	permanent, tooLarge := true, true
+	var first *laneFail
+	nfail, held, tooLarge := 0, 0, 0
+	retryable := false
 	var after time.Duration
 	for k := range ls {
 		l := &ls[k]
-		if l.fail == nil {
+		for j := range l.fails {
+			lf := &l.fails[j]
+			if first == nil || lf.i < first.i {
+				first = lf
+			}
+			nfail++
+			if lf.f.tooLarge {
+				tooLarge++
+			}
+			after = max(after, lf.f.after)
+			if lf.f.permanent {
+				failed = append(failed, lf.i)
+			}
+		}
+		if l.stopAt < 0 {
 			continue
 		}
-		if first == nil || l.failIx < first.failIx {
-			first = l
-		}
-		permanent = permanent && l.fail.permanent
-		tooLarge = tooLarge && l.fail.tooLarge
-		after = max(after, l.fail.after)
+		retryable = true
 		pos := 0
 		l.each(func(i int) bool {
-			if pos >= l.failAt {
+			if pos >= l.stopAt {
 				failed = append(failed, i)
 			}
 			pos++
 			return true
 		})
+		held += pos - l.stopAt - 1
 	}
 	if first == nil {
 		return nil
 	}
 	slices.Sort(failed)
-	err := fmt.Errorf("%d of %d records not delivered (each failed record and the rest of its partition); first: %w", len(failed), len(b.Records), first.fail.err)
-	f := failure{err: err, permanent: permanent, tooLarge: tooLarge, after: after}
+	what := fmt.Sprintf("%d failed", nfail)
+	if held > 0 {
+		what += fmt.Sprintf(", %d held back behind a failure that a retry may fix", held)
+	}
+	err := fmt.Errorf("%d of %d records not delivered (%s); first: %w", len(failed), len(b.Records), what, first.f.err)
+	// Permanent only when no lane stopped at a retryable failure.
+	f := failure{err: err, after: after, permanent: !retryable, tooLarge: !retryable && tooLarge == nfail}
 	return pipeline.RetryOnly(f.wrap(), failed)
 }
 
-// runLane sends a partition's records in order until one fails.
+// runLane sends a partition's records in order. A permanent failure is
+// noted and the next record sent; a retryable one stops the lane.
 func (t *target) runLane(ctx context.Context, x *exchange, b *pipeline.Batch, l *lane, tctx *pipeline.TemplateContext) {
 	pos := 0
 	l.each(func(i int) bool {
 		if f := t.sendRecord(ctx, x, &b.Records[i], tctx); f != nil {
-			l.failAt, l.fail, l.failIx = pos, f, i
-			return false
+			l.fails = append(l.fails, laneFail{i: i, f: f})
+			if !f.permanent {
+				l.stopAt = pos
+				return false
+			}
 		}
 		pos++
 		return true
