@@ -38,7 +38,9 @@ each line is KEY<sep>VALUE. Headers are given as --header name=value (repeatable
 				}
 				hs = append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)})
 			}
-			opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(brokers, ",")...)}
+			// A broker that creates topics on first use (pipe dev's does) gets
+			// a missing topic created rather than an error.
+			opts := []kgo.Opt{kgo.SeedBrokers(strings.Split(brokers, ",")...), kgo.AllowAutoTopicCreation()}
 			if partition >= 0 {
 				opts = append(opts, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 			}
