@@ -16,12 +16,33 @@
 // within deliveryTimeout. Records of one batch are produced in order, so
 // records of one source partition with the same key keep their order.
 //
-// A failed record fails its batch partially: it and every later record of
-// the same source partition are retried by the runner (pipeline.RetryOnly),
-// so a partition never skips ahead. Records that cannot succeed on a retry
-// (too large, not authorized, an invalid topic name, a topic resolved empty)
-// fail permanently. A missing topic is retried: it may be created. When the
-// brokers cannot be reached or reject the credentials, the error says why
-// in the words of internal/kafkaconn (authentication failed, TLS
+// Every record of a batch is produced; Deliver then reports the records to
+// try again with pipeline.RetryOnly, and the others are done. A record that
+// cannot succeed on a retry (not authorized, an invalid topic name, a topic
+// resolved empty) fails permanently and is reported alone: the later
+// records of its source partition were produced, so they are neither
+// produced again nor sent to an on-failure destination. A record too large
+// for maxMessageBytes or the topic (MESSAGE_TOO_LARGE,
+// RECORD_LIST_TOO_LARGE) is marked pipeline.TooLarge, so its on-failure
+// condition is MaximumPayloadSizeExceeded. A record that failed in a way a
+// retry may fix (a missing topic, which may be created; a timeout) is
+// reported with every later record of its source partition, so the
+// partition is produced again in order from there and never skips ahead
+// (the later records may then be in the topic twice).
+//
+// When one batch has both kinds, the target does what
+// internal/awscfg/batch's Failures does for the AWS targets: RetryOnly
+// lists every failed record and those retried behind a retryable failure,
+// and the error is retryable; the next attempt produces the permanently
+// failed records again with the others, and once only they fail the error
+// is permanent (too large when every one is too large).
+//
+// A broker refuses a whole record batch larger than the topic's
+// max.message.bytes, with the records that would fit: keep maxMessageBytes,
+// which bounds the batches, at or below it, and a record too large fails
+// alone, before it is sent.
+//
+// When the brokers cannot be reached or reject the credentials, the error
+// says why in the words of internal/kafkaconn (authentication failed, TLS
 // verification failed ...).
 package kafka

@@ -101,6 +101,9 @@ func newTarget(c *Config, env pipeline.Env) (*target, error) {
 type produced struct {
 	err       error
 	permanent bool
+	// tooLarge: the record is larger than the producer or the topic
+	// takes (permanent).
+	tooLarge bool
 }
 
 // Deliver produces every record of the batch and waits for all their acks.
@@ -163,7 +166,7 @@ func (t *target) Deliver(ctx context.Context, b *pipeline.Batch) error {
 		wg.Add(1)
 		t.cl.Produce(pctx, &recs[i], func(_ *kgo.Record, err error) {
 			if err != nil {
-				results[i] = produced{err: err, permanent: permanent(err)}
+				results[i] = produced{err: err, permanent: permanent(err), tooLarge: tooLarge(err)}
 			}
 			wg.Done()
 		})
@@ -240,52 +243,82 @@ func permanent(err error) bool {
 	return false
 }
 
-// outcome turns the records' results into Deliver's error: nil when all
-// were acked; else the failed records and every later record of the same
-// source partition are retried, permanently failed when every failure is
-// permanent.
+// tooLarge reports errors that say the record is larger than the producer
+// (ProducerBatchMaxBytes, from maxMessageBytes) or the topic
+// (max.message.bytes) takes.
+func tooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
+}
+
+// outcome turns the records' results into Deliver's error, as
+// internal/awscfg/batch's Failures does for the AWS targets: nil when all
+// were acked. A record that failed permanently is reported alone: the
+// later records of its source partition were produced, and retrying them
+// would only add duplicates. A record that failed in a way a retry may fix
+// is reported with every later record of its source partition, so the
+// partition is produced again in order from there. The error is permanent
+// when every failure is (pipeline.TooLarge when every one is a record too
+// large); when retryable failures are among them it is retryable, and the
+// permanently failed records are produced again with them until only they
+// are left.
 func (t *target) outcome(ctx context.Context, b *pipeline.Batch, results []produced) error {
-	var failed []int
-	first := -1
-	allPermanent := true
-	for i := range results {
-		if results[i].err == nil {
-			continue
-		}
-		if first < 0 {
-			first = i
-		}
-		allPermanent = allPermanent && results[i].permanent
-	}
-	if first < 0 {
-		return nil
-	}
-	// Source partitions with a failure retry from their first failed record.
 	type tp struct {
 		topic     string
 		partition int32
 	}
-	from := map[tp]bool{}
+	// held are the source partitions stopped at a retryable failure.
+	held := map[tp]bool{}
+	var failed []int
+	first := -1
+	nfail, nheld, tooLarge := 0, 0, 0
 	for i := range results {
 		r := &b.Records[i]
 		k := tp{r.Topic, r.Partition}
-		if results[i].err != nil {
-			from[k] = true
+		res := &results[i]
+		if res.err != nil {
+			nfail++
+			if first < 0 {
+				first = i
+			}
+			if res.tooLarge {
+				tooLarge++
+			}
 		}
-		if from[k] {
+		switch {
+		case held[k]:
+			failed = append(failed, i)
+			if res.err == nil {
+				nheld++
+			}
+		case res.err == nil:
+		case res.permanent:
+			failed = append(failed, i)
+		default:
+			held[k] = true
 			failed = append(failed, i)
 		}
 	}
+	if first < 0 {
+		return nil
+	}
 	fr := &b.Records[first]
 	cause := results[first].err
-	msg := fmt.Sprintf("producing to kafka %s: %d of %d records failed; first %s-%d@%d: %v",
-		t.bootstrap, countErrs(results), len(results), fr.Topic, fr.Partition, fr.Offset, cause)
+	var more string
+	if nheld > 0 {
+		more = fmt.Sprintf(", %d more retried behind a failure that a retry may fix", nheld)
+	}
+	msg := fmt.Sprintf("producing to kafka %s: %d of %d records failed%s; first %s-%d@%d: %v",
+		t.bootstrap, nfail, len(results), more, fr.Topic, fr.Partition, fr.Offset, cause)
 	if reason, ok := t.explain(ctx, cause); ok {
 		msg += " (" + reason + ")"
 	}
 	err := &deliveryError{msg: msg, cause: cause}
 	var out error = err
-	if allPermanent {
+	switch {
+	case len(held) > 0:
+	case tooLarge == nfail:
+		out = pipeline.TooLarge(err)
+	default:
 		out = pipeline.Permanent(err)
 	}
 	if len(failed) == len(results) {
@@ -302,16 +335,6 @@ type deliveryError struct {
 
 func (e *deliveryError) Error() string { return e.msg }
 func (e *deliveryError) Unwrap() error { return e.cause }
-
-func countErrs(rs []produced) int {
-	n := 0
-	for _, r := range rs {
-		if r.err != nil {
-			n++
-		}
-	}
-	return n
-}
 
 // explain says why a connection-level failure happened. A record that
 // timed out carries no cause when the client never got a connection, so

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/pipe-run/pipe/destinations/file"
+	"github.com/pipe-run/pipe/internal/backoff"
 	"github.com/pipe-run/pipe/internal/testenv"
 	"github.com/pipe-run/pipe/pipeline"
 	_ "github.com/pipe-run/pipe/sources/kafka"
@@ -274,58 +277,192 @@ func TestPartitioners(t *testing.T) {
 	}
 }
 
-// TestPartialFailure: a record that fails takes the later records of its
-// source partition with it, not the other partitions'; records that can
-// never be produced fail permanently.
+// TestPartialFailure: a record that fails permanently is reported alone:
+// the later records of its source partition are produced and not reported,
+// and the other partitions are produced.
 func TestPartialFailure(t *testing.T) {
 	k := testenv.Kafka(t, 1, "ok")
 	tg := newTarget(t, "bootstrapServers: "+k.Addr, "topic: $.value.dest", "maxMessageBytes: 1KB")
-	rec := func(p int32, off int64, dest string, size int) pipeline.Record {
-		v := fmt.Sprintf(`{"dest":%q,"pad":"%s"}`, dest, strings.Repeat("x", size))
-		return pipeline.Record{Topic: "in", Partition: p, Offset: off, Value: []byte(v)}
-	}
 	b := &pipeline.Batch{Records: []pipeline.Record{
-		rec(0, 10, "ok", 1),
-		rec(0, 11, "", 1), // no topic: permanent
-		rec(0, 12, "ok", 1),
-		rec(1, 20, "ok", 1),
-		rec(1, 21, "ok", 1),
-		rec(2, 30, "ok", 1),
-		rec(2, 31, "ok", 2000), // too large: permanent
-		rec(3, 40, "bad topic!", 1),
+		destRec(0, 10, "ok", 1),
+		destRec(0, 11, "", 1), // no topic: permanent
+		destRec(0, 12, "ok", 1),
+		destRec(1, 20, "ok", 1),
+		destRec(1, 21, "ok", 1),
+		destRec(2, 30, "ok", 1),
+		destRec(2, 31, "ok", 2000), // too large: permanent
+		destRec(2, 32, "ok", 1),
+		destRec(3, 40, "bad topic!", 1),
 	}}
 	err := deliver(t, tg, b)
 	failed, ok := pipeline.RetryOnlyOf(err)
 	if !ok {
 		t.Fatalf("want a partial failure, got %v", err)
 	}
-	if !slices.Equal(failed, []int{1, 2, 6, 7}) {
-		t.Fatalf("failed %v, want [1 2 6 7]", failed)
+	if !slices.Equal(failed, []int{1, 6, 8}) {
+		t.Fatalf("failed %v, want [1 6 8]: %v", failed, err)
 	}
 	if !pipeline.IsPermanent(err) {
 		t.Errorf("every failure is permanent, the error is not: %v", err)
 	}
-	for _, want := range []string{"3 of 8 records failed", "first in-0@11", "topic $.value.dest is empty for this record"} {
+	if pipeline.IsTooLarge(err) {
+		t.Errorf("one failure of three is a record too large, the error says all are: %v", err)
+	}
+	for _, want := range []string{"3 of 9 records failed; first in-0@11", "topic $.value.dest is empty for this record"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
-	// Everything that could be produced was, the later in-0@12 included
-	// (it is retried too: a duplicate, never a gap).
+	// Everything that could be produced was, once: the records after a
+	// permanent failure included.
 	var produced []string
 	for _, r := range k.ReadAll(t, "ok") {
 		produced = append(produced, string(r.Value[:12]))
 	}
-	if len(produced) != 5 {
-		t.Errorf("%d records produced, want 5 (in-0@10, in-0@12, in-1@20, in-1@21, in-2@30): %v", len(produced), produced)
+	if len(produced) != 6 {
+		t.Errorf("%d records produced, want 6 (in-0@10, in-0@12, in-1@20, in-1@21, in-2@30, in-2@32): %v", len(produced), produced)
 	}
 
 	// Retrying the failed records, as the runner does: all fail again,
 	// permanently, as one batch error.
-	rest := &pipeline.Batch{Records: []pipeline.Record{b.Records[1], b.Records[2], b.Records[6], b.Records[7]}}
+	rest := &pipeline.Batch{Records: []pipeline.Record{b.Records[1], b.Records[6], b.Records[8]}}
 	err = deliver(t, tg, rest)
 	if _, partial := pipeline.RetryOnlyOf(err); err == nil || partial || !pipeline.IsPermanent(err) {
 		t.Fatalf("retry: %v", err)
+	}
+}
+
+// destRec is a record of source topic "in" whose value names the topic it
+// goes to and has size bytes of padding.
+func destRec(p int32, off int64, dest string, size int) pipeline.Record {
+	v := fmt.Sprintf(`{"dest":%q,"pad":"%s"}`, dest, strings.Repeat("x", size))
+	return pipeline.Record{Topic: "in", Partition: p, Offset: off, Value: []byte(v)}
+}
+
+// TestTooLarge: a record larger than maxMessageBytes fails as too large
+// (the on-failure condition MaximumPayloadSizeExceeded), alone, before it
+// is sent; one larger than the topic's max.message.bytes is refused by the
+// broker, too large as well. (The broker refuses a whole record batch, so
+// maxMessageBytes, which bounds the batches, must not be above the topic's
+// limit: the config says so.)
+func TestTooLarge(t *testing.T) {
+	k := testenv.Kafka(t, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	limit := "1024"
+	resp, err := k.Admin.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &limit}, "ok")
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	tg := newTarget(t, "bootstrapServers: "+k.Addr, "topic: ok", "maxMessageBytes: 1KB")
+	b := &pipeline.Batch{Records: []pipeline.Record{destRec(0, 10, "ok", 1), destRec(0, 11, "ok", 4000), destRec(0, 12, "ok", 1)}}
+	err = deliver(t, tg, b)
+	if failed, _ := pipeline.RetryOnlyOf(err); !slices.Equal(failed, []int{1}) || !pipeline.IsTooLarge(err) {
+		t.Fatalf("failed %v, too large %v, want [1] too large: %v", failed, pipeline.IsTooLarge(err), err)
+	}
+	if !strings.Contains(err.Error(), "1 of 3 records failed; first in-0@11: MESSAGE_TOO_LARGE") {
+		t.Errorf("error %q does not name the record and why", err)
+	}
+	if got := len(k.ReadAll(t, "ok")); got != 2 {
+		t.Errorf("%d records produced, want 2", got)
+	}
+
+	broker := newTarget(t, "bootstrapServers: "+k.Addr, "topic: ok", "maxMessageBytes: 1MB")
+	err = deliver(t, broker, &pipeline.Batch{Records: []pipeline.Record{destRec(0, 13, "ok", 4000)}})
+	if !pipeline.IsTooLarge(err) || !strings.Contains(err.Error(), "in-0@13: MESSAGE_TOO_LARGE") {
+		t.Fatalf("a record over the topic's max.message.bytes: %v, want too large", err)
+	}
+}
+
+// TestMixedFailures: a failure that a retry may fix (a missing topic)
+// reports the rest of its partition, produced or not, and makes the error
+// retryable although a record of another partition failed permanently; the
+// next attempt produces them, and the permanent failure is left alone.
+func TestMixedFailures(t *testing.T) {
+	k := testenv.KafkaSecure(t, testenv.SecureKafka{NoAutoCreate: true, Topics: []string{"ok"}})
+	tg := newTarget(t, "bootstrapServers: "+k.Addr, "topic: $.value.dest", "maxMessageBytes: 1KB")
+	b := &pipeline.Batch{Records: []pipeline.Record{
+		destRec(0, 10, "ok", 1),
+		destRec(0, 11, "later", 1), // a missing topic: retryable
+		destRec(0, 12, "ok", 1),    // produced, retried for order
+		destRec(1, 20, "ok", 2000), // too large: permanent
+		destRec(1, 21, "ok", 1),
+	}}
+	err := deliver(t, tg, b)
+	failed, _ := pipeline.RetryOnlyOf(err)
+	if !slices.Equal(failed, []int{1, 2, 3}) || pipeline.IsPermanent(err) {
+		t.Fatalf("failed %v, permanent %v, want [1 2 3] retryable: %v", failed, pipeline.IsPermanent(err), err)
+	}
+	if !strings.Contains(err.Error(), "2 of 5 records failed, 1 more retried behind a failure that a retry may fix; first in-0@11") {
+		t.Errorf("error %q", err)
+	}
+	if got := len(k.ReadAll(t, "ok")); got != 3 {
+		t.Errorf("%d records produced, want 3 (in-0@10, in-0@12, in-1@21)", got)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := k.Admin.CreateTopic(ctx, 1, 1, nil, "later"); err != nil {
+		t.Fatal(err)
+	}
+	rest := &pipeline.Batch{Records: []pipeline.Record{b.Records[1], b.Records[2], b.Records[3]}}
+	err = deliver(t, tg, rest)
+	if failed, _ := pipeline.RetryOnlyOf(err); !slices.Equal(failed, []int{2}) || !pipeline.IsTooLarge(err) {
+		t.Fatalf("retry: failed %v, too large %v, want [2] too large: %v", failed, pipeline.IsTooLarge(err), err)
+	}
+	if got := len(k.ReadAll(t, "later")); got != 1 {
+		t.Errorf("%d records in the topic created since, want 1", got)
+	}
+}
+
+// TestTooLargeToDestination: through the runner, a record too large goes
+// to the on-failure destination alone, as MaximumPayloadSizeExceeded; the
+// later records of its partition are in the topic once, and not in the
+// destination.
+func TestTooLargeToDestination(t *testing.T) {
+	k := testenv.Kafka(t, 1, "ok")
+	tg := newTarget(t, "bootstrapServers: "+k.Addr, "topic: ok", "maxMessageBytes: 1KB")
+	path := filepath.Join(t.TempDir(), "failed.jsonl")
+	dest, err := (&file.Config{Path: path}).NewDestination(pipeline.Env{Pipe: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dest.Close()
+	b := &pipeline.Batch{Records: []pipeline.Record{
+		destRec(0, 10, "ok", 1), destRec(0, 11, "ok", 2000), destRec(0, 12, "ok", 1), destRec(0, 13, "ok", 1),
+		destRec(1, 20, "ok", 1),
+	}}
+	pipe := &pipeline.Pipe{Name: "test", Target: tg, OnFailure: dest, MaxRetries: 3,
+		Backoff: backoff.Policy{Initial: time.Millisecond, Max: time.Millisecond}, Logger: testLogger()}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := pipe.Handle(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	var offsets []string
+	for _, r := range k.ReadAll(t, "ok") {
+		offsets = append(offsets, string(r.Value[:15]))
+	}
+	if len(offsets) != 4 {
+		t.Errorf("%d records in the topic, want 4 (all but in-0@11, once each)", len(offsets))
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], `"condition":"MaximumPayloadSizeExceeded"`) {
+		t.Fatalf("on-failure records, want one of MaximumPayloadSizeExceeded:\n%s", raw)
+	}
+	fb, err := pipeline.ParseFailureRecord([]byte(lines[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fb.Records) != 1 || fb.Records[0].Partition != 0 || fb.Records[0].Offset != 11 {
+		t.Errorf("dead-lettered %+v, want in-0@11 alone", fb.Records)
 	}
 }
 
