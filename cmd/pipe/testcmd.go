@@ -239,7 +239,7 @@ func testPipe(w io.Writer, cfg *pipeline.Config, pc *pipeline.PipeConfig, recs [
 			npassed -= len(req.Records)
 		}
 	}
-	if err := printTarget(w, reqs, notes, len(recs), npassed, failed, asJSON); err != nil {
+	if err := printTarget(w, reqs, batch.Records, notes, len(recs), npassed, failed, asJSON); err != nil {
 		return err
 	}
 	if failed > 0 {
@@ -284,7 +284,27 @@ func printResult(w io.Writer, res testResult, asJSON bool) error {
 	return nil
 }
 
-func printTarget(w io.Writer, reqs []pipeline.Request, notes []string, total, passed, failed int, asJSON bool) error {
+// maxCoords is how many records a request that is not sent names one by
+// one in the text output.
+const maxCoords = 10
+
+// coords names the records at idx of recs as topic-partition@offset, as
+// the per-record lines do.
+func coords(recs []pipeline.Record, idx []int) []string {
+	out := make([]string, 0, len(idx))
+	for _, i := range idx {
+		if i >= 0 && i < len(recs) {
+			r := &recs[i]
+			out = append(out, fmt.Sprintf("%s-%d@%d", r.Topic, r.Partition, r.Offset))
+		}
+	}
+	return out
+}
+
+// printTarget shows the requests the target would make; recs are the
+// records of the batch they were built from (the records that passed the
+// stages), which a request that is not sent names.
+func printTarget(w io.Writer, reqs []pipeline.Request, recs []pipeline.Record, notes []string, total, passed, failed int, asJSON bool) error {
 	if asJSON {
 		for _, req := range reqs {
 			out := map[string]any{"request": req.Summary, "records": req.Records}
@@ -293,6 +313,7 @@ func printTarget(w io.Writer, reqs []pipeline.Request, notes []string, total, pa
 			}
 			switch {
 			case req.Err != "":
+				out["coordinates"] = coords(recs, req.Records)
 				out["error"] = req.Err
 			case json.Valid(req.Body):
 				out["body"] = compactJSON(req.Body)
@@ -317,6 +338,15 @@ func printTarget(w io.Writer, reqs []pipeline.Request, notes []string, total, pa
 	}
 	for _, req := range reqs {
 		fmt.Fprintf(w, "  %s (%d record(s))\n", req.Summary, len(req.Records))
+		if req.Err != "" {
+			cs := coords(recs, req.Records)
+			more := ""
+			if len(cs) > maxCoords {
+				more = fmt.Sprintf(" and %d more", len(cs)-maxCoords)
+				cs = cs[:maxCoords]
+			}
+			fmt.Fprintf(w, "    records: %s%s\n", strings.Join(cs, ", "), more)
+		}
 		keys := make([]string, 0, len(req.Attributes))
 		for k := range req.Attributes {
 			keys = append(keys, k)

@@ -159,3 +159,77 @@ func TestPipeTestErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPipeTestNotSent: a record the target would fail before any call is
+// named by its coordinates, not its place among the records that passed.
+func TestPipeTestNotSent(t *testing.T) {
+	cfg := tempFile(t, "pipes.yaml", `pipes:
+  - name: orders
+    source:
+      kafka:
+        bootstrapServers: 127.0.0.1:1
+        topics: [orders]
+    filter:
+      patterns: ['{"value": {"type": ["order"]}}']
+    target:
+      http:
+        url: http://127.0.0.1:1/c/*
+        mode: record
+        pathParameterValues: [$.value.c]
+`)
+	in := tempFile(t, "in.jsonl", `{"type":"refund","c":"a"}
+{"type":"order","c":"b"}
+{"type":"order"}
+`)
+	code, stdout, stderr := runPipe(t, "test", "-f", cfg, "--topic", "orders", in)
+	if code != 1 || !strings.Contains(stderr, "some records failed: 1 of 3") {
+		t.Errorf("exit code %d, stderr %q; want 1 and 1 of 3 failed", code, stderr)
+	}
+	want := "  POST http://127.0.0.1:1/c/* (1 record(s))\n    records: orders-0@2\n    error: path parameter 1 (pathParameterValues[0]) is empty\n"
+	if !strings.Contains(stdout, want) {
+		t.Errorf("output lacks %q:\n%s", want, stdout)
+	}
+
+	code, stdout, _ = runPipe(t, "test", "-f", cfg, "--topic", "orders", "-o", "json", in)
+	if code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	var found bool
+	for _, line := range strings.Split(strings.TrimSpace(stdout), "\n") {
+		var req struct {
+			Records     []int    `json:"records"`
+			Coordinates []string `json:"coordinates"`
+			Error       string   `json:"error"`
+		}
+		if json.Unmarshal([]byte(line), &req) != nil || req.Error == "" {
+			continue
+		}
+		found = true
+		if len(req.Records) != 1 || req.Records[0] != 1 || len(req.Coordinates) != 1 || req.Coordinates[0] != "orders-0@2" {
+			t.Errorf("request not sent: %s, want records [1] and coordinates [orders-0@2]", line)
+		}
+	}
+	if !found {
+		t.Errorf("no request with an error:\n%s", stdout)
+	}
+}
+
+// A request not sent for many records names the first ones and counts
+// the rest.
+func TestPrintTargetManyNotSent(t *testing.T) {
+	var recs []pipeline.Record
+	var idx []int
+	for i := range 12 {
+		recs = append(recs, pipeline.Record{Topic: "t", Partition: 3, Offset: int64(100 + i)})
+		idx = append(idx, i)
+	}
+	var out strings.Builder
+	reqs := []pipeline.Request{{Records: idx, Summary: "not sent: fails permanently", Err: "too large"}}
+	if err := printTarget(&out, reqs, recs, nil, 12, 0, 12, false); err != nil {
+		t.Fatal(err)
+	}
+	want := "    records: t-3@100, t-3@101, t-3@102, t-3@103, t-3@104, t-3@105, t-3@106, t-3@107, t-3@108, t-3@109 and 2 more\n    error: too large\n"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("output lacks %q:\n%s", want, out.String())
+	}
+}
