@@ -8,6 +8,8 @@ import (
 	_ "github.com/pipe-run/pipe/destinations/file"
 	_ "github.com/pipe-run/pipe/destinations/http"
 	_ "github.com/pipe-run/pipe/destinations/kafka"
+	_ "github.com/pipe-run/pipe/destinations/sns"
+	_ "github.com/pipe-run/pipe/destinations/sqs"
 	_ "github.com/pipe-run/pipe/sources/kafka"
 	_ "github.com/pipe-run/pipe/stages/enrich/http"
 	_ "github.com/pipe-run/pipe/stages/enrich/lambda"
