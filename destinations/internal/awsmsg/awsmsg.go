@@ -91,32 +91,40 @@ func (b *Builder) Build(f *pipeline.Failure) (*Message, error) {
 func (b *Builder) WithoutPayload(f *pipeline.Failure) (*Message, error) {
 	m := &Message{Attrs: append(Attrs(f), Attr{AttrPayload, b.Omitted})}
 	m.Body = pipeline.AppendFailureRecord(nil, f, false)
-	if f.Err == nil {
-		if m.Size() > b.MaxBytes {
-			return nil, b.tooLarge(m.Size())
-		}
+	if m.Size() <= b.MaxBytes {
 		return m, nil
 	}
+	if f.Err == nil {
+		return nil, b.tooLarge(m.Size())
+	}
+	// Keep the longest start of the error text that fits: escaping makes
+	// the record's size grow with the text, not in step with it.
 	text := f.Err.Error()
-	for m.Size() > b.MaxBytes {
-		if text == "" {
-			return nil, b.tooLarge(m.Size())
-		}
-		keep := len(text) - (m.Size() - b.MaxBytes) - len(cutMark)
-		if keep < 0 {
-			keep = 0
-		}
+	g := *f
+	render := func(keep int) {
 		for keep > 0 && !utf8.RuneStart(text[keep]) {
 			keep--
 		}
-		text = text[:keep]
-		g := *f
-		g.Err = &shortened{msg: text + cutMark, err: f.Err}
-		if text == "" {
-			g.Err = &shortened{msg: strings.TrimPrefix(cutMark, " "), err: f.Err}
+		msg := strings.TrimPrefix(cutMark, " ")
+		if keep > 0 {
+			msg = text[:keep] + cutMark
 		}
+		g.Err = &shortened{msg: msg, err: f.Err}
 		m.Body = pipeline.AppendFailureRecord(m.Body[:0], &g, false)
 	}
+	if render(0); m.Size() > b.MaxBytes {
+		return nil, b.tooLarge(m.Size())
+	}
+	lo, hi := 0, len(text) // render(lo) fits, render(hi) does not
+	for hi-lo > 1 {
+		mid := (lo + hi) / 2
+		if render(mid); m.Size() <= b.MaxBytes {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	render(lo)
 	return m, nil
 }
 
