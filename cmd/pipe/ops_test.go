@@ -503,8 +503,9 @@ func TestStall(t *testing.T) {
 		return p.State == pipeline.StateRunning, string(p.State)
 	})
 	// Partition 0 gets records; partition 1 stays empty and must not stall.
-	kc.Produce(t, testenv.Records("slow", 0, 10, 10, "s")...)
+	// Taken before producing: the pipe may see the lag before Produce returns.
 	produced := time.Now()
+	kc.Produce(t, testenv.Records("slow", 0, 10, 10, "s")...)
 
 	var stalledAt time.Time
 	eventually(t, stall+10*time.Second, "the stall to be reported", func() (bool, string) {
