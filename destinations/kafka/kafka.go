@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -41,6 +42,7 @@ type Config struct {
 	BootstrapServers []string        `yaml:"bootstrapServers" max:"10" doc:"Brokers of another cluster, host:port. Default: the source's cluster and connection settings (tls, sasl)."`
 	TLS              *kafkaconn.TLS  `yaml:"tls" doc:"TLS to another cluster's brokers (with bootstrapServers)."`
 	SASL             *kafkaconn.SASL `yaml:"sasl" doc:"SASL authentication to another cluster (with bootstrapServers)."`
+	Timeout          time.Duration   `yaml:"timeout" default:"30s" min:"1s" max:"15m" doc:"Limit for writing one failure's messages; past it the send fails and is retried, the partition waiting."`
 }
 
 // Validate checks that connection settings come with bootstrapServers.
@@ -82,12 +84,13 @@ func (c *Config) NewDestination(env pipeline.Env) (pipeline.Destination, error) 
 	}
 	opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DefaultProduceTopic(c.Topic),
 		kgo.ProducerBatchMaxBytes(16<<20), kgo.ClientID("pipe-"+env.Pipe+"-onfailure"))
-	return &destination{opts: opts, topic: c.Topic}, nil
+	return &destination{opts: opts, topic: c.Topic, timeout: c.Timeout}, nil
 }
 
 type destination struct {
-	opts  []kgo.Opt
-	topic string
+	opts    []kgo.Opt
+	topic   string
+	timeout time.Duration
 
 	mu sync.Mutex
 	cl *kgo.Client
@@ -130,6 +133,11 @@ func (d *destination) Send(ctx context.Context, f *pipeline.Failure) error {
 			kr.Headers = append(kr.Headers, kgo.RecordHeader{Key: "pipe-error", Value: []byte(f.Err.Error())})
 		}
 		recs[i] = kr
+	}
+	if d.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d.timeout)
+		defer cancel()
 	}
 	results := cl.ProduceSync(ctx, recs...)
 	var again []*kgo.Record

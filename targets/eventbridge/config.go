@@ -28,6 +28,7 @@ const (
 
 // Config is the `target: {eventbridge: ...}` block.
 type Config struct {
+	Timeout       time.Duration `yaml:"timeout" default:"30s" min:"1ms" max:"15m" doc:"Limit for one PutEvents call, from sending it to reading the answer; a call that takes longer fails and is retried."`
 	EventBusName  string        `yaml:"eventBusName" default:"default" pattern:"^([/.\\-_A-Za-z0-9]{1,256}|arn:aws[a-z-]*:events:[a-z0-9-]+:[0-9]{12}:event-bus/[/.\\-_A-Za-z0-9]{1,256})$" patternDesc:"an event bus name or ARN (arn:aws:events:eu-west-1:123456789012:event-bus/orders)" doc:"The event bus, by name or ARN. With an ARN the region defaults to the one in it."`
 	Source        string        `yaml:"source" doc:"Source of each event: static text, a template, or a whole $.path read from the record; 1 to 256 characters once resolved, not starting with aws. (reserved for AWS). Default: Pipe <pipe name>."`
 	DetailType    string        `yaml:"detailType" doc:"DetailType of each event, like source; 1 to 128 characters once resolved. Default: Event from <eventSource> (Event from SelfManagedKafka)."`

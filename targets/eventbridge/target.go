@@ -345,7 +345,9 @@ func (t *target) put(ctx context.Context, c *chunk, s *batchState) error {
 			entries[k].Time = &e.time
 		}
 	}
-	out, err := t.client.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
+	callCtx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	defer cancel()
+	out, err := t.client.PutEvents(callCtx, &eventbridge.PutEventsInput{Entries: entries})
 	clear(entries) // drop the strings that alias buf
 	if err != nil {
 		return fmt.Errorf("PutEvents: %w", err)

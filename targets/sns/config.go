@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/pipe-run/pipe/internal/awscfg"
 	"github.com/pipe-run/pipe/internal/awscfg/batch"
@@ -22,6 +23,7 @@ const MaxMessageSize = 256 << 10
 
 // Config is the `target: {sns: ...}` block.
 type Config struct {
+	Timeout                time.Duration `yaml:"timeout" default:"30s" min:"1ms" max:"15m" doc:"Limit for one PublishBatch call, from sending it to reading the answer; a call that takes longer fails and is retried."`
 	TopicARN               string        `yaml:"topicArn" required:"true" pattern:"^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}(\\.fifo)?$" patternDesc:"a topic ARN like arn:aws:sns:eu-west-1:123456789012:orders" doc:"ARN of the topic. A name ending in .fifo is a FIFO topic and needs messageGroupId. The region defaults to the one in the ARN."`
 	InputTemplate          string        `yaml:"inputTemplate" doc:"The message, rendered per record (an EventBridge Pipes input template). Default: the record as JSON, as in the envelope's records lists (key and value in base64). A message is at most 256 KiB; a larger one fails permanently."`
 	MessageGroupID         string        `yaml:"messageGroupId" doc:"MessageGroupId of each message on a FIFO topic: static text, a template, or a whole $.path read from the record. Required for a FIFO topic. 1 to 128 printable ASCII characters once resolved."`

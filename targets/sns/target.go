@@ -81,7 +81,9 @@ func (t *target) publish(ctx context.Context, c *batch.Chunk, recs []pipeline.Re
 			MessageDeduplicationId: c.DedupID(k),
 		}
 	}
-	out, err := t.client.PublishBatch(ctx, &sns.PublishBatchInput{TopicArn: t.topicARN, PublishBatchRequestEntries: entries})
+	callCtx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	defer cancel()
+	out, err := t.client.PublishBatch(callCtx, &sns.PublishBatchInput{TopicArn: t.topicARN, PublishBatchRequestEntries: entries})
 	if err != nil {
 		return fmt.Errorf("PublishBatch: %w", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/pipe-run/pipe/internal/awscfg"
 	"github.com/pipe-run/pipe/internal/awscfg/batch"
@@ -19,6 +20,7 @@ func init() {
 
 // Config is the `target: {sqs: ...}` block.
 type Config struct {
+	Timeout                time.Duration `yaml:"timeout" default:"30s" min:"1ms" max:"15m" doc:"Limit for one SendMessageBatch call, from sending it to reading the answer; a call that takes longer fails and is retried."`
 	QueueURL               string        `yaml:"queueUrl" required:"true" doc:"URL of the queue, as SQS gives it (https://sqs.eu-west-1.amazonaws.com/123456789012/orders). A URL ending in .fifo is a FIFO queue and needs messageGroupId. The region defaults to the one in the URL."`
 	InputTemplate          string        `yaml:"inputTemplate" doc:"The message body, rendered per record (an EventBridge Pipes input template: <$.value.id>, <aws.pipes.event.json> ...). Default: the record as JSON, as in the envelope's records lists (key and value in base64)."`
 	MessageGroupID         string        `yaml:"messageGroupId" doc:"MessageGroupId of each message: static text, a template, or a whole $.path read from the record ($.key for the Kafka key as text or JSON). Required for a FIFO queue, where it keeps the order of the messages of one group; on a standard queue it names the fair-queue tenant. 1 to 128 printable ASCII characters once resolved."`

@@ -83,7 +83,9 @@ func (t *target) send(ctx context.Context, c *batch.Chunk, recs []pipeline.Recor
 			DelaySeconds:           int32(t.cfg.DelaySeconds),
 		}
 	}
-	out, err := t.client.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: t.queueURL, Entries: entries})
+	callCtx, cancel := context.WithTimeout(ctx, t.cfg.Timeout)
+	defer cancel()
+	out, err := t.client.SendMessageBatch(callCtx, &sqs.SendMessageBatchInput{QueueUrl: t.queueURL, Entries: entries})
 	if err != nil {
 		return fmt.Errorf("SendMessageBatch: %w", err)
 	}
