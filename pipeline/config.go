@@ -30,6 +30,9 @@ type Config struct {
 	LogFormat       string        `yaml:"logFormat" default:"text" enum:"text,json" doc:"Format of the process log: text (logfmt-like) or json."`
 	Admin           AdminConfig   `yaml:"admin" doc:"The admin HTTP server: /metrics (Prometheus), /healthz, /readyz and /pipes. Changes apply at the next start of the process."`
 	Pipes           []PipeConfig  `yaml:"pipes" required:"true" min:"1" doc:"The pipes this process runs, each with its own consumer group."`
+
+	// src is what Print needs from the file: references as written.
+	src sourceText
 }
 
 // DefaultAdminAddress is where the admin server listens unless told
@@ -179,8 +182,8 @@ func parse(file string, data []byte, x expander) (*Config, error) {
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
 		root = root.Content[0]
 	}
-	d := &decoder{file: file, x: x}
 	cfg := &Config{File: file}
+	d := &decoder{file: file, x: x, src: &cfg.src}
 	d.decode(root, reflect.ValueOf(cfg).Elem(), nil, "")
 	// Pipe positions and unique names.
 	if root.Kind == yaml.MappingNode {

@@ -93,6 +93,9 @@ type decoder struct {
 	x        expander
 	problems Problems
 	pipe     string
+	// src, when set, keeps the text of values from references and the
+	// nodes of NodeDecoders, for Print.
+	src *sourceText
 }
 
 func (d *decoder) addf(n *yaml.Node, path, format string, args ...any) {
@@ -192,6 +195,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, f *fieldInfo, path strin
 	t := v.Type()
 	switch {
 	case reflect.PointerTo(t).Implements(nodeDecoderType):
+		d.src.rememberNode(v, n)
 		for _, p := range v.Addr().Interface().(NodeDecoder).DecodeNode(n) {
 			at := n
 			if p.Node != nil {
@@ -289,6 +293,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, f *fieldInfo, path st
 		seen[k.Value] = true
 		e := reflect.New(t.Elem()).Elem()
 		d.decode(val, e, f.elem(), join(path, k.Value))
+		d.src.moveToEntry(e, m, k.Value)
 		m.SetMapIndex(reflect.ValueOf(k.Value).Convert(t.Key()), e)
 	}
 	v.Set(m)
@@ -504,6 +509,9 @@ func (d *decoder) decodeScalar(n *yaml.Node, v reflect.Value, f *fieldInfo, path
 	if err := setScalar(v, text, false); err != nil {
 		d.addf(n, path, "%v, got %s", err, show(n, expanded))
 		return
+	}
+	if expanded {
+		d.src.remember(v, n.Value)
 	}
 	if f != nil {
 		if msg := f.check(v); msg != "" {

@@ -57,14 +57,21 @@ func newVersion() *cobra.Command {
 
 func newValidate() *cobra.Command {
 	var file string
+	var printConfig bool
 	cmd := &cobra.Command{
 		Use:   "validate",
 		Short: "Check a config file without connecting to anything",
-		Long:  "Check a config file: every problem is printed with file:line:column. Nothing is connected; exits 2 on an invalid file.",
-		Args:  cobra.NoArgs,
+		Long: "Check a config file: every problem is printed with file:line:column. Nothing is connected; exits 2 on an invalid file.\n\n" +
+			"With --print, a valid file is printed back as YAML as it will run: every setting with its default applied. " +
+			"Values that came from ${...} references are printed as the references, secrets written in the file as <redacted>.",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := load(cmd.ErrOrStderr(), file)
 			if err != nil {
+				return err
+			}
+			if printConfig {
+				_, err := cmd.OutOrStdout().Write(pipeline.Print(cfg))
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok, %d pipe(s)\n", file, len(cfg.Pipes))
@@ -72,6 +79,7 @@ func newValidate() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVarP(&file, "file", "f", "pipes.yaml", "config file")
+	cmd.Flags().BoolVar(&printConfig, "print", false, "print the effective config (defaults applied, secrets as their references or redacted) instead of ok")
 	return cmd
 }
 
