@@ -231,7 +231,7 @@ pipes:
 	}
 	h := httpOf(t, p)
 	if h.URL != "https://example.com/hook?x=1" || h.Timeout != time.Millisecond ||
-		!reflect.DeepEqual(h.Headers, map[string]string{"X-Team": "orders", "Content-Language": "42"}) {
+		!reflect.DeepEqual(h.Headers, map[string]pipeline.Secret{"X-Team": "orders", "Content-Language": "42"}) {
 		t.Errorf("http %+v", h)
 	}
 }
@@ -313,7 +313,7 @@ pipes:
 			k.Brokers(), k.BatchSize, k.MaximumBatchingWindow, k.MaximumConcurrency, k.CommitInterval, k.ClientID)
 	}
 	h := httpOf(t, p)
-	want := map[string]string{"Authorization": "Bearer s3cr3t-token", "X-Empty": "[]"}
+	want := map[string]pipeline.Secret{"Authorization": "Bearer s3cr3t-token", "X-Empty": "[]"}
 	if h.URL != "http://localhost:8080/in" || !reflect.DeepEqual(h.Headers, want) {
 		t.Errorf("http: url %q headers %q, want %q", h.URL, h.Headers, want)
 	}

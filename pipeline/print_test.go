@@ -251,6 +251,8 @@ pipes:
 	}
 	sasl.Password = literal
 	body["audience"], body["escaped"] = "orders-api", "pa$word"
+	// Header values are secrets too.
+	back.Pipes[0].Target.(*httptarget.Config).Headers["X-Static"] = "plain text"
 	if d := configDiff(cfg, back); d != "" {
 		t.Errorf("the config read back differs: %s\n%s", d, out)
 	}

@@ -22,7 +22,7 @@ var printKinds = map[reflect.Type]map[string]string{
           sasl: {mechanism: SCRAM-SHA-256, username: alice, password: "${PIPE_PRINT_KAFKA_PASSWORD}"}}`,
 	},
 	reflect.TypeFor[pipeline.EnrichmentConfig](): {
-		"http":   `{url: "https://enrich.example.com/batch", timeout: 10s, headers: {Authorization: "Bearer ${PIPE_PRINT_ENRICH_TOKEN}", X-Tenant: shop}}`,
+		"http":   `{url: "https://enrich.example.com/batch", timeout: 10s, headers: {Authorization: "Bearer ${PIPE_PRINT_ENRICH_TOKEN}", X-Tenant: Literal-tenant-7q}}`,
 		"lambda": `{functionName: "arn:aws:lambda:eu-west-1:123456789012:function:enrich", qualifier: live, inputTemplate: '{"id": <$.value.id>}', aws: {endpoint: "http://127.0.0.1:1"}}`,
 	},
 	reflect.TypeFor[pipeline.TargetConfig](): {
@@ -166,7 +166,7 @@ func TestPrintEveryKind(t *testing.T) {
 			t.Errorf("the content %q of a secret file is printed", v)
 		}
 	}
-	for _, literal := range []string{"Literal-api-key-9x", "Literal-header-3v"} {
+	for _, literal := range []string{"Literal-api-key-9x", "Literal-header-3v", "Literal-tenant-7q"} {
 		if strings.Contains(stdout, literal) {
 			t.Errorf("the literal secret %q is printed", literal)
 		}
@@ -187,6 +187,11 @@ func TestPrintEveryKind(t *testing.T) {
 	for i := range got.Pipes {
 		if c, ok := got.Pipes[i].Target.(*httptarget.Config); ok {
 			c.Auth.APIKey.Value = "Literal-api-key-9x"
+		}
+		if e := reflect.ValueOf(got.Pipes[i].Enrichment); e.IsValid() && !e.IsNil() {
+			if h := e.Elem().FieldByName("Headers"); h.IsValid() && h.Len() > 0 {
+				h.SetMapIndex(reflect.ValueOf("X-Tenant"), reflect.ValueOf(pipeline.Secret("Literal-tenant-7q")))
+			}
 		}
 		if h := reflect.ValueOf(got.Pipes[i].OnFailure).Elem().FieldByName("Headers"); h.IsValid() {
 			h.SetMapIndex(reflect.ValueOf("X-Literal"), reflect.ValueOf(pipeline.Secret("Literal-header-3v")))

@@ -30,11 +30,11 @@ const (
 
 // Config is the `target: {http: ...}` block.
 type Config struct {
-	URL     string            `yaml:"url" required:"true" doc:"The endpoint, http:// or https://. Each * in its path is a path parameter, filled in order from pathParameterValues. A 2xx answer is success; connection errors, timeouts, 429 and 5xx are retried with backoff (honouring Retry-After), blocking only the failing partition; any other answer is a permanent failure. Only 307 and 308 redirects are followed."`
-	Method  string            `yaml:"method" default:"POST" enum:"POST,PUT,PATCH,DELETE,GET,HEAD,OPTIONS" doc:"The HTTP method. GET, HEAD and OPTIONS send no body."`
-	Mode    string            `yaml:"mode" enum:"batch,record" doc:"batch: one request per batch, whose body is the batch envelope (Lambda's Kafka event). record: one request per record, whose body is the rendered inputTemplate, or the record as it appears in the envelope when there is none; the records of a partition are sent one after another, in order, and different partitions at the same time. Default: record when inputTemplate is set, else batch."`
-	Timeout time.Duration     `yaml:"timeout" default:"30s" min:"1ms" max:"15m" doc:"Limit for one request, from connecting to reading the answer."`
-	Headers map[string]string `yaml:"headers" doc:"Extra request headers with fixed values. Values may use ${ENV} and ${file:/path}; they never appear in logs or errors."`
+	URL     string                     `yaml:"url" required:"true" doc:"The endpoint, http:// or https://. Each * in its path is a path parameter, filled in order from pathParameterValues. A 2xx answer is success; connection errors, timeouts, 429 and 5xx are retried with backoff (honouring Retry-After), blocking only the failing partition; any other answer is a permanent failure. Only 307 and 308 redirects are followed."`
+	Method  string                     `yaml:"method" default:"POST" enum:"POST,PUT,PATCH,DELETE,GET,HEAD,OPTIONS" doc:"The HTTP method. GET, HEAD and OPTIONS send no body."`
+	Mode    string                     `yaml:"mode" enum:"batch,record" doc:"batch: one request per batch, whose body is the batch envelope (Lambda's Kafka event). record: one request per record, whose body is the rendered inputTemplate, or the record as it appears in the envelope when there is none; the records of a partition are sent one after another, in order, and different partitions at the same time. Default: record when inputTemplate is set, else batch."`
+	Timeout time.Duration              `yaml:"timeout" default:"30s" min:"1ms" max:"15m" doc:"Limit for one request, from connecting to reading the answer."`
+	Headers map[string]pipeline.Secret `yaml:"headers" doc:"Extra request headers with fixed values. Values may use ${ENV} and ${file:/path}; they never appear in logs or errors."`
 
 	InputTemplate         string            `yaml:"inputTemplate" doc:"The body of each request in record mode: an EventBridge Pipes input template (<$.value.orderId>, <aws.pipes.event.json> ...), rendered per record. A template that is JSON stays valid JSON whatever the record holds and is sent as application/json; any other template as text/plain. Setting it selects record mode."`
 	PathParameterValues   []string          `yaml:"pathParameterValues" max:"100" doc:"One value per * in the url's path, in order: static text, a template, or a whole $.path read from the record. Values are percent-encoded; a value that resolves to nothing fails that record permanently."`
@@ -313,7 +313,7 @@ func (c *Config) Validate() []pipeline.FieldProblem {
 			add("headers", "%q is set by the HTTP client from the request; it cannot be set here", k)
 			continue
 		}
-		if !validHeaderValue(c.Headers[k]) {
+		if !validHeaderValue(c.Headers[k].Reveal()) {
 			add("headers", "the value of %q holds a character a header value cannot carry (a control character or a line break)", k)
 		}
 		names[http.CanonicalHeaderKey(k)] = "headers"

@@ -110,7 +110,7 @@ func newTarget(c *Config, env pipeline.Env) (*target, error) {
 		}
 	}
 	for k, v := range c.Headers {
-		h.Set(k, v)
+		h.Set(k, v.Reveal())
 		t.secret = append(t.secret, http.CanonicalHeaderKey(k))
 	}
 	for _, hp := range c.headerPs {

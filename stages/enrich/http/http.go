@@ -32,10 +32,10 @@ func init() {
 
 // Config is the `enrichment: {http: ...}` block.
 type Config struct {
-	URL           string            `yaml:"url" required:"true" doc:"The endpoint, http:// or https://, that receives each batch in a POST. A 2xx answer's body replaces the batch; connection errors, timeouts, 429 and 5xx are retried with backoff (honouring Retry-After); any other answer is a permanent failure. Only 307 and 308 redirects are followed."`
-	Timeout       time.Duration     `yaml:"timeout" default:"30s" min:"1ms" max:"15m" doc:"Limit for one request, from connecting to reading the answer."`
-	Headers       map[string]string `yaml:"headers" doc:"Extra request headers. Values may use ${ENV} and ${file:/path}; they never appear in logs or errors, and are not sent on a redirect to another host."`
-	InputTemplate string            `yaml:"inputTemplate" doc:"An EventBridge Pipes input template (<$.value.orderId>, <aws.pipes.event.json> ...) rendered per record: the endpoint then receives a JSON array of the renderings (a JSON template's as it is, any other's as a JSON string) instead of the batch envelope."`
+	URL           string                     `yaml:"url" required:"true" doc:"The endpoint, http:// or https://, that receives each batch in a POST. A 2xx answer's body replaces the batch; connection errors, timeouts, 429 and 5xx are retried with backoff (honouring Retry-After); any other answer is a permanent failure. Only 307 and 308 redirects are followed."`
+	Timeout       time.Duration              `yaml:"timeout" default:"30s" min:"1ms" max:"15m" doc:"Limit for one request, from connecting to reading the answer."`
+	Headers       map[string]pipeline.Secret `yaml:"headers" doc:"Extra request headers. Values may use ${ENV} and ${file:/path}; they never appear in logs or errors, and are not sent on a redirect to another host."`
+	InputTemplate string                     `yaml:"inputTemplate" doc:"An EventBridge Pipes input template (<$.value.orderId>, <aws.pipes.event.json> ...) rendered per record: the endpoint then receives a JSON array of the renderings (a JSON template's as it is, any other's as a JSON string) instead of the batch envelope."`
 
 	u    *url.URL
 	tmpl *pipeline.Template
@@ -53,7 +53,7 @@ func (c *Config) Validate() []pipeline.FieldProblem {
 		if !token(k) {
 			ps = append(ps, pipeline.FieldProblem{Field: "headers", Msg: fmt.Sprintf("%q is not a valid header name", k)})
 		}
-		if strings.ContainsAny(v, "\r\n\x00") {
+		if strings.ContainsAny(v.Reveal(), "\r\n\x00") {
 			ps = append(ps, pipeline.FieldProblem{Field: "headers", Msg: fmt.Sprintf("the value of %q holds a line break or NUL", k)})
 		}
 	}
@@ -84,7 +84,7 @@ func token(s string) bool {
 func (c *Config) NewStage(env pipeline.Env) (pipeline.Stage, error) {
 	h := http.Header{}
 	for k, v := range c.Headers {
-		h.Set(k, v)
+		h.Set(k, v.Reveal())
 	}
 	h.Set("Content-Type", "application/json")
 	cl := &caller{
