@@ -28,6 +28,12 @@ func (r *Record) View() *Value {
 	return r.view
 }
 
+// HasView says whether the record's view is decoded and current, so that
+// View returns it without decoding anything.
+func (r *Record) HasView() bool {
+	return r.view != nil && !asRecordView(r.view).stale
+}
+
 // ResetView forgets the record's view, so that the next View decodes the
 // record again (after its Key, Value or Headers changed, or for a new
 // record in a reused Record) in the memory of the old view: decoding a
@@ -65,17 +71,12 @@ func (r *Record) buildView(rv *recordView, reused bool) *Value {
 	clear(rv.fields[:])
 	clear(rv.headers[:])
 	digits := rv.digits[:0]
-	number := func(n int64) Value {
-		start := len(digits)
-		digits = strconv.AppendInt(digits, n, 10)
-		return Value{Type: TypeNumber, Num: float64(n), Str: unsafe.String(&digits[start], len(digits)-start)}
-	}
 	f := rv.fields[:0]
 	f = append(f,
 		Field{"topic", Value{Type: TypeString, Str: r.Topic}},
-		Field{"partition", number(int64(r.Partition))},
-		Field{"offset", number(r.Offset)},
-		Field{"timestamp", number(r.Timestamp.UnixMilli())},
+		Field{"partition", metaNumber(&digits, int64(r.Partition))},
+		Field{"offset", metaNumber(&digits, r.Offset)},
+		Field{"timestamp", metaNumber(&digits, r.Timestamp.UnixMilli())},
 		Field{"timestampType", Value{Type: TypeString, Str: r.TimestampType.String()}},
 	)
 	// A view built the first time carves its slabs from memory shared with
@@ -105,6 +106,14 @@ func (r *Record) buildView(rv *recordView, reused bool) *Value {
 	f = append(f, Field{"headers", Value{Type: TypeObject, Fields: hs}})
 	rv.root = Value{Type: TypeObject, Fields: f}
 	return &rv.root
+}
+
+// metaNumber is the number n of the record's metadata, its text appended
+// to digits, which has room for it.
+func metaNumber(digits *[]byte, n int64) Value {
+	start := len(*digits)
+	*digits = strconv.AppendInt(*digits, n, 10)
+	return Value{Type: TypeNumber, Num: float64(n), Str: unsafe.String(&(*digits)[start], len(*digits)-start)}
 }
 
 // DecodeData decodes a key or value: JSON when the bytes are valid JSON,

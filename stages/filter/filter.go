@@ -86,12 +86,21 @@ func (s *Stage) Process(ctx context.Context, b *pipeline.Batch) (*pipeline.Batch
 	return out, nil
 }
 
+// pass decides a record. Patterns alone decide it from the parts of the
+// record they read (Set.MatchSelected), unless the record's view is
+// decoded already; an expression reads the whole view, so with one the
+// patterns match the view too. Either way the decision is the same; the
+// view stays for whatever needs it later (templates, transforms), which
+// decode it then.
 func (s *Stage) pass(r *pipeline.Record) (bool, error) {
+	if s.prog == nil {
+		if r.HasView() {
+			return s.set.MatchRecord(r), nil
+		}
+		return s.set.MatchSelected(r), nil
+	}
 	if !s.set.MatchRecord(r) {
 		return false, nil
-	}
-	if s.prog == nil {
-		return true, nil
 	}
 	ok, err := s.prog.RunBool(expr.NewEnv(r))
 	if err != nil {

@@ -63,6 +63,37 @@ func (n *node) classify() {
 	}
 }
 
+// appendPaths appends to dst the paths from the root to the ends of the
+// branches below n, whose path is prefix, unless dst holds them already.
+func (n *node) appendPaths(prefix []string, dst [][]string) [][]string {
+	if len(n.kids) == 0 {
+		if len(prefix) == 0 {
+			return dst
+		}
+		for _, p := range dst {
+			if hasPrefix(p, prefix) {
+				return dst
+			}
+		}
+		out := dst[:0]
+		for _, p := range dst {
+			if !hasPrefix(prefix, p) {
+				out = append(out, p)
+			}
+		}
+		return append(out, append([]string(nil), prefix...))
+	}
+	for _, k := range n.kids {
+		dst = k.appendPaths(append(prefix[:len(prefix):len(prefix)], k.name), dst)
+	}
+	return dst
+}
+
+// hasPrefix says whether path starts with prefix.
+func hasPrefix(path, prefix []string) bool {
+	return len(path) >= len(prefix) && equalPath(path[:len(prefix)], prefix)
+}
+
 // eval matches the node against v, the event's value at the node's path (nil
 // when missing). It reports two things: pos, that the conditions hold with
 // at least one positive match, and abs, that they hold with exists: false

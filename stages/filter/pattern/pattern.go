@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/pipe-run/pipe/pipeline"
 )
@@ -72,6 +73,10 @@ const MaxPatterns = 10
 // An empty Set matches every record.
 type Set struct {
 	patterns []*Pattern
+	// sel decodes what the patterns read of a record, into selections
+	// reused from record to record.
+	sel        *pipeline.Selector
+	selections sync.Pool
 }
 
 // NewSet makes a Set of at most MaxPatterns patterns.
@@ -84,7 +89,23 @@ func NewSet(patterns ...*Pattern) (*Set, error) {
 			return nil, errors.New("nil pattern")
 		}
 	}
-	return &Set{patterns: append([]*Pattern(nil), patterns...)}, nil
+	s := &Set{patterns: append([]*Pattern(nil), patterns...)}
+	s.sel = pipeline.NewSelector(s.Paths())
+	return s, nil
+}
+
+// Paths returns the paths of the record the patterns read, from its root
+// (such as [value customer country]), each once; a path that another one
+// extends is left out. Nothing outside them decides whether a pattern
+// matches, but for the value and key being valid JSON at all.
+func (s *Set) Paths() [][]string {
+	var paths [][]string
+	for _, p := range s.patterns {
+		for _, b := range p.branches {
+			paths = b.appendPaths(nil, paths)
+		}
+	}
+	return paths
 }
 
 // Patterns returns the patterns of the set.
@@ -110,6 +131,25 @@ func (s *Set) MatchRecord(r *pipeline.Record) bool {
 		return true
 	}
 	return s.Match(r.View())
+}
+
+// MatchSelected decides as MatchRecord does, but decodes only the parts of
+// the record the patterns read (see pipeline.Selector), in memory reused
+// from record to record, rather than the record's whole view, which it
+// neither builds nor keeps. It is the cheaper way to decide a record whose
+// view nothing else needs; when the view is decoded anyway, matching it
+// (MatchRecord) costs less.
+func (s *Set) MatchSelected(r *pipeline.Record) bool {
+	if len(s.patterns) == 0 {
+		return true
+	}
+	sel, _ := s.selections.Get().(*pipeline.Selection)
+	if sel == nil {
+		sel = new(pipeline.Selection)
+	}
+	ok := s.Match(s.sel.Select(r, sel))
+	s.selections.Put(sel)
+	return ok
 }
 
 // Explain is Match that also says why no pattern matched.

@@ -76,6 +76,18 @@ func TestMatchRecord(t *testing.T) {
 	for i, c := range cases {
 		t.Run(fmt.Sprint(i), func(t *testing.T) {
 			p := pattern.MustCompile(c.pattern)
+			s, err := pattern.NewSet(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The parts the pattern reads, from a copy without a view.
+			fresh := *c.rec
+			if got := s.MatchSelected(&fresh); got != c.want {
+				t.Fatalf("pattern %s on value %q: selected match = %v, want %v", c.pattern, c.rec.Value, got, c.want)
+			}
+			if fresh.HasView() {
+				t.Fatal("MatchSelected built the record's view")
+			}
 			if got := p.MatchRecord(c.rec); got != c.want {
 				t.Fatalf("pattern %s on value %q: match = %v, want %v", c.pattern, c.rec.Value, got, c.want)
 			}
