@@ -86,4 +86,14 @@
 // Matching walks the pattern's tree over the decoded view; it allocates
 // nothing. Decoding happens once per record, in Record.View, however many
 // patterns a Set holds.
+//
+// A Set also knows every path of the record its patterns read (Paths), and
+// MatchSelected decides a record from those parts alone, decoded by a
+// pipeline.Selector: the other members of the key and value are checked
+// as strictly as the whole view's decoder checks them (a value that is not
+// JSON anywhere is a string for every pattern) but not decoded, and the
+// record's view is neither built nor kept. The decision is the same as
+// MatchRecord's; it costs a fraction, and nothing is allocated. The filter
+// stage decides this way when it has no expression and the record's view
+// is not decoded already.
 package pattern
