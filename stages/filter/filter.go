@@ -9,7 +9,7 @@
 // failure is counted, and the first failure of each kind is logged at WARN
 // with the record's topic, partition and offset. Failing closed keeps
 // unexpected records away from the target; a user who prefers them to pass
-// writes the expression so (value.amount ?? 0 > 100, or `not (...)`).
+// writes the expression so ((value?.amount ?? 0) > 100, or `not (...)`).
 package filter
 
 import (
