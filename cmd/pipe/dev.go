@@ -115,9 +115,16 @@ func runDev(ctx context.Context, logw io.Writer, cfg *pipeline.Config, listen st
 		return nil
 	}
 	for _, pc := range cfg.Pipes {
-		if kc, ok := pc.Source.(*kafka.Config); ok {
-			kc.UseBrokers([]string{addr})
+		kc, ok := pc.Source.(*kafka.Config)
+		if !ok {
+			continue
 		}
+		// A Kafka target on the source's cluster follows it to the
+		// embedded broker.
+		if tc, ok := pc.Target.(brokerUser); ok && sameBrokers(tc.Brokers(), kc.Brokers()) {
+			tc.UseBrokers([]string{addr})
+		}
+		kc.UseBrokers([]string{addr})
 	}
 	if demo {
 		go produceDemo(ctx, logger, addr, topics)
@@ -157,4 +164,27 @@ func produceDemo(ctx context.Context, logger *slog.Logger, addr string, topics [
 			}, nil)
 		}
 	}
+}
+
+// brokerUser is a component config that names Kafka brokers and can be
+// pointed at others.
+type brokerUser interface {
+	Brokers() []string
+	UseBrokers([]string)
+}
+
+func sameBrokers(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := map[string]bool{}
+	for _, x := range a {
+		seen[x] = true
+	}
+	for _, x := range b {
+		if !seen[x] {
+			return false
+		}
+	}
+	return true
 }

@@ -113,3 +113,13 @@ func (c *Config) conn() *kafkaconn.Config {
 func (c *Config) NewTarget(env pipeline.Env) (pipeline.Target, error) {
 	return newTarget(c, env)
 }
+
+// Brokers returns the bootstrap servers, one per entry.
+func (c *Config) Brokers() []string { return c.brokers }
+
+// UseBrokers points the target at other brokers (the embedded broker of
+// `pipe dev`, when the target names the source's cluster).
+func (c *Config) UseBrokers(brokers []string) {
+	c.brokers = append([]string(nil), brokers...)
+	c.BootstrapServers = c.brokers
+}
