@@ -114,18 +114,7 @@ func runDev(ctx context.Context, logw io.Writer, cfg *pipeline.Config, listen st
 		<-ctx.Done()
 		return nil
 	}
-	for _, pc := range cfg.Pipes {
-		kc, ok := pc.Source.(*kafka.Config)
-		if !ok {
-			continue
-		}
-		// A Kafka target on the source's cluster follows it to the
-		// embedded broker.
-		if tc, ok := pc.Target.(brokerUser); ok && sameBrokers(tc.Brokers(), kc.Brokers()) {
-			tc.UseBrokers([]string{addr})
-		}
-		kc.UseBrokers([]string{addr})
-	}
+	useEmbedded(cfg, addr)
 	if demo {
 		go produceDemo(ctx, logger, addr, topics)
 	}
@@ -163,6 +152,21 @@ func produceDemo(ctx context.Context, logger *slog.Logger, addr string, topics [
 				Headers: []kgo.RecordHeader{{Key: "source", Value: []byte("pipe-dev-demo")}},
 			}, nil)
 		}
+	}
+}
+
+// useEmbedded points the config's Kafka sources at the embedded broker,
+// and the Kafka targets that name a source's cluster with them.
+func useEmbedded(cfg *pipeline.Config, addr string) {
+	for _, pc := range cfg.Pipes {
+		kc, ok := pc.Source.(*kafka.Config)
+		if !ok {
+			continue
+		}
+		if tc, ok := pc.Target.(brokerUser); ok && sameBrokers(tc.Brokers(), kc.Brokers()) {
+			tc.UseBrokers([]string{addr})
+		}
+		kc.UseBrokers([]string{addr})
 	}
 }
 
