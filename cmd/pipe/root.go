@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -115,16 +116,24 @@ func signalContext(parent context.Context, logger *slog.Logger) (context.Context
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
 	go func() {
+		var first time.Time
 		select {
 		case s := <-ch:
+			first = time.Now()
 			logger.Info("shutting down", "signal", s.String())
 			cancel()
 		case <-ctx.Done():
 			return
 		}
-		s := <-ch
-		logger.Error("second signal: exiting without draining", "signal", s.String())
-		os.Exit(130)
+		for s := range ch {
+			// The same signal delivered twice at once (to the process and
+			// its group, as timeout(1) does) is one request to stop.
+			if time.Since(first) < 100*time.Millisecond {
+				continue
+			}
+			logger.Error("second signal: exiting without draining", "signal", s.String())
+			os.Exit(130)
+		}
 	}()
 	return ctx, func() { signal.Stop(ch); cancel() }
 }
