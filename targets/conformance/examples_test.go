@@ -142,7 +142,7 @@ func TestSNSExample(t *testing.T) {
 // one call, and the order without a type fails alone, permanently.
 func TestEventBridgeExample(t *testing.T) {
 	awsEnv(t)
-	s := newServer(t)
+	s := testenv.StartPutEvents(t)
 	t.Setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", s.URL)
 	tg := loadExample(t, "kafka-to-eventbridge")
 
@@ -176,7 +176,7 @@ func TestEventBridgeExample(t *testing.T) {
 			want[len(want)-1].fields[k] = v
 		}
 	}
-	events, calls := s.received()
+	events, calls := s.Received()
 	if len(want) != 3 || len(events) != len(want) || !slices.Equal(calls, []int{3}) {
 		t.Fatalf("%d events in calls %v; the README shows %d", len(events), calls, len(want))
 	}

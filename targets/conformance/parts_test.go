@@ -456,7 +456,7 @@ func hangSNS(t *testing.T) *part {
 // ---- eventbridge: a server that speaks PutEvents; each event's Detail is
 // the record as JSON.
 
-func eventBridgePart(s *server) *part {
+func eventBridgePart(s *testenv.PutEvents) *part {
 	var errs problems
 	return &part{
 		yaml:    fmt.Sprintf("eventbridge:\n  eventBusName: orders\n  aws: {endpoint: %q}\n", s.URL),
@@ -466,7 +466,7 @@ func eventBridgePart(s *server) *part {
 			t.Helper()
 			defer errs.report(t)
 			return poll(t, n, "eventbridge", func() []wire {
-				evs, _ := s.received()
+				evs, _ := s.Received()
 				var out []wire
 				for _, e := range evs {
 					if e.Bus != "orders" || e.Source != "Pipe conformance" || e.DetailType != "Event from SelfManagedKafka" {
@@ -485,16 +485,16 @@ func eventBridgePart(s *server) *part {
 	}
 }
 
-func startEventBridge(t *testing.T, _ *lab) *part { return eventBridgePart(newServer(t)) }
+func startEventBridge(t *testing.T, _ *lab) *part { return eventBridgePart(testenv.StartPutEvents(t)) }
 
 // rejectEntry starts a PutEvents server that fails the entry of record i of
 // b with code, for ever when permanent, else until healed.
 func rejectEntry(code string, permanent bool) func(t *testing.T, _ *lab, b *pipeline.Batch, i int) (*part, func()) {
 	return func(t *testing.T, _ *lab, b *pipeline.Batch, i int) (*part, func()) {
-		s := newServer(t)
+		s := testenv.StartPutEvents(t)
 		bad := coords(&b.Records[i])
 		var healed atomic.Bool
-		s.reset(func(_, _ int, e *putEntry) (string, string) {
+		s.Reset(func(_, _ int, e *testenv.PutEntry) (string, string) {
 			if e.Detail != nil && !healed.Load() {
 				if w, err := decodeRecord([]byte(*e.Detail)); err == nil && w.Coords == bad {
 					return code, "refused for the test"

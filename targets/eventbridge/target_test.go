@@ -206,7 +206,7 @@ func TestDefaults(t *testing.T) {
 	if err := deliver(t, tg, b); err != nil {
 		t.Fatal(err)
 	}
-	events, calls := s.received()
+	events, calls := s.Received()
 	if !slices.Equal(calls, []int{4}) || len(events) != 4 {
 		t.Fatalf("calls %v, %d events", calls, len(events))
 	}
@@ -217,9 +217,7 @@ func TestDefaults(t *testing.T) {
 			t.Errorf("event %d:\n got %+v\nwant %+v", i, e, want)
 		}
 	}
-	s.mu.Lock()
-	auth := s.auths[0]
-	s.mu.Unlock()
+	auth := s.Auths()[0]
 	if !strings.Contains(auth, "Credential="+testKeyID+"/") || !strings.Contains(auth, "/eu-west-1/events/aws4_request") {
 		t.Fatalf("request not signed for events in eu-west-1 with the environment's key: %q", auth)
 	}
@@ -237,7 +235,7 @@ func TestParameters(t *testing.T) {
 	if err := deliver(t, tg, b); err != nil {
 		t.Fatal(err)
 	}
-	events, _ := s.received()
+	events, _ := s.Received()
 	for i, e := range events {
 		want := event{ID: e.ID, Bus: "orders", Source: fmt.Sprintf("shop.%d", i%2), DetailType: fmt.Sprintf("order %d", i),
 			Detail:    fmt.Sprintf(`{"order": %d, "key": "k%d"}`, i, i),
@@ -249,7 +247,7 @@ func TestParameters(t *testing.T) {
 	}
 
 	// A time read as an RFC 3339 string, and a static one.
-	s.reset(nil, nil)
+	s.Reset(nil, nil)
 	tg = build(t, s, "time: $.value.at")
 	if err := deliver(t, tg, b); err != nil {
 		t.Fatal(err)
@@ -258,7 +256,7 @@ func TestParameters(t *testing.T) {
 	if err := deliver(t, tg, b); err != nil {
 		t.Fatal(err)
 	}
-	events, _ = s.received()
+	events, _ = s.Received()
 	for i, e := range events {
 		want := time.Date(2026, 3, i%9+1, 10, 0, 0, 5e8, time.UTC)
 		if i >= 3 {
@@ -299,7 +297,7 @@ func TestBadRecords(t *testing.T) {
 			t.Errorf("error lacks %q: %v", want, err)
 		}
 	}
-	if events, calls := s.received(); len(events) != 1 || !slices.Equal(calls, []int{1}) {
+	if events, calls := s.Received(); len(events) != 1 || !slices.Equal(calls, []int{1}) {
 		t.Fatalf("%d events in calls %v, want record 0 alone", len(events), calls)
 	}
 }
@@ -314,11 +312,11 @@ func TestChunks(t *testing.T) {
 	if err := deliver(t, tg, testBatch(25, 3)); err != nil {
 		t.Fatal(err)
 	}
-	if events, calls := s.received(); len(events) != 25 || !slices.Equal(calls, []int{10, 10, 5}) {
+	if events, calls := s.Received(); len(events) != 25 || !slices.Equal(calls, []int{10, 10, 5}) {
 		t.Fatalf("%d events in calls %v", len(events), calls)
 	}
 
-	s.reset(nil, nil)
+	s.Reset(nil, nil)
 	b := testBatch(8, 1)
 	for i := range b.Records {
 		b.Records[i].Value = []byte(strings.Repeat("v", 60<<10))
@@ -329,7 +327,7 @@ func TestChunks(t *testing.T) {
 	if !pipeline.IsTooLarge(err) || !slices.Equal(failed, []int{4}) || !strings.Contains(err.Error(), "orders/0/4: the event is 273") {
 		t.Fatalf("got %v, failed %v", err, failed)
 	}
-	if events, calls := s.received(); len(events) != 7 || !slices.Equal(calls, []int{3, 3, 1}) {
+	if events, calls := s.Received(); len(events) != 7 || !slices.Equal(calls, []int{3, 3, 1}) {
 		t.Fatalf("%d events in calls %v, want [3 3 1]", len(events), calls)
 	}
 }
@@ -345,7 +343,7 @@ func TestEntryFailures(t *testing.T) {
 	tg := build(t, s, "resources: [$.value.arn]")
 	b := testBatch(24, 2) // indexes 0-11 partition 0, 12-23 partition 1
 	b.Records[15].Value = []byte(`{"arn":"bucket"}`)
-	s.reset(func(call, k int, e *putEntry) (string, string) {
+	s.Reset(func(call, k int, e *putEntry) (string, string) {
 		if call == 1 && k == 2 {
 			return "ThrottlingException", "Rate exceeded"
 		}
@@ -367,7 +365,7 @@ func TestEntryFailures(t *testing.T) {
 	if !pipeline.IsPermanent(err) || !slices.Equal(failed, []int{3}) {
 		t.Fatalf("second attempt: got %v, failed %v; want its record 3 permanent", err, failed)
 	}
-	events, calls := s.received()
+	events, calls := s.Received()
 	if !slices.Equal(calls, []int{10, 10, 2, 4}) {
 		t.Fatalf("calls %v", calls)
 	}
@@ -400,7 +398,7 @@ func TestCallFailures(t *testing.T) {
 		status int
 		typ    string
 	}{{500, "InternalException"}, {400, "ThrottlingException"}, {503, "ServiceUnavailable"}} {
-		s.reset(nil, func(call int) (int, string, string) {
+		s.Reset(nil, func(call int) (int, string, string) {
 			if call == 2 {
 				return c.status, c.typ, "no"
 			}
@@ -411,18 +409,18 @@ func TestCallFailures(t *testing.T) {
 		if pipeline.IsPermanent(err) || len(failed) != 15 || failed[0] != 10 {
 			t.Fatalf("%d %s: got %v, failed %v; want records 10-24 retryable", c.status, c.typ, err, failed)
 		}
-		if _, calls := s.received(); !slices.Equal(calls, []int{10, 10}) {
+		if _, calls := s.Received(); !slices.Equal(calls, []int{10, 10}) {
 			t.Fatalf("%d %s: calls %v", c.status, c.typ, calls)
 		}
 	}
-	s.reset(nil, nil)
+	s.Reset(nil, nil)
 	tg = build(t, s, "eventBusName: missing")
 	err := deliver(t, tg, testBatch(12, 1))
 	failed, _ := pipeline.RetryOnlyOf(err)
 	if !pipeline.IsPermanent(err) || len(failed) != 12 || !strings.Contains(err.Error(), "ResourceNotFoundException") {
 		t.Fatalf("missing bus: got %v, failed %v", err, failed)
 	}
-	if _, calls := s.received(); !slices.Equal(calls, []int{10, 2}) {
+	if _, calls := s.Received(); !slices.Equal(calls, []int{10, 2}) {
 		t.Fatalf("missing bus: calls %v", calls)
 	}
 }
@@ -447,7 +445,7 @@ func TestPreview(t *testing.T) {
 	if r := reqs[2]; !slices.Equal(r.Records, []int{1}) || r.Err != "source $.value.source: is empty" {
 		t.Errorf("failure: %+v (body %q)", r, r.Body)
 	}
-	if _, calls := s.received(); len(calls) != 0 {
+	if _, calls := s.Received(); len(calls) != 0 {
 		t.Fatalf("Preview made calls: %v", calls)
 	}
 }

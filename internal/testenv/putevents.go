@@ -1,4 +1,4 @@
-package conformance_test
+package testenv
 
 import (
 	"encoding/json"
@@ -13,8 +13,8 @@ import (
 	"unicode/utf8"
 )
 
-// server speaks the PutEvents API of EventBridge (AWS JSON 1.1, POST / with
-// X-Amz-Target: AWSEvents.PutEvents), with its limits and validation as
+// PutEvents is a server that speaks the PutEvents API of EventBridge (AWS
+// JSON 1.1, POST / with X-Amz-Target: AWSEvents.PutEvents), with its limits and validation as
 // the service answers them: at most 10 entries and 256 KiB per request
 // (ValidationException for the whole request), an unknown bus
 // (ResourceNotFoundException), and per-entry errors for a missing or
@@ -24,26 +24,26 @@ import (
 // order, with FailedEntryCount. Requests must be signed with SigV4 for the
 // events service. Accepted events are kept in order.
 //
-// Tests change its answers: entryFault fails an entry as the service does
-// under load (ThrottlingException, InternalFailure); callFault answers a
-// whole call.
+// No emulator of EventBridge runs here, so the eventbridge target and the
+// target conformance suite are tested against this server.
 //
-// It is a copy of the server of targets/eventbridge's tests, which other
-// packages cannot import.
-type server struct {
+// Tests change its answers (Reset): entryFault fails an entry as the
+// service does under load (ThrottlingException, InternalFailure); callFault answers a
+// whole call.
+type PutEvents struct {
 	*httptest.Server
 	mu         sync.Mutex
 	buses      map[string]bool
-	events     []event
+	events     []PutEvent
 	calls      []int
 	auths      []string
 	nextID     int
-	entryFault func(call, k int, e *putEntry) (code, msg string)
+	entryFault func(call, k int, e *PutEntry) (code, msg string)
 	callFault  func(call int) (status int, typ, msg string)
 }
 
-// putEntry is one entry of a PutEvents request as it is sent.
-type putEntry struct {
+// PutEntry is one entry of a PutEvents request as it is sent.
+type PutEntry struct {
 	Detail       *string
 	DetailType   *string
 	EventBusName *string
@@ -53,8 +53,8 @@ type putEntry struct {
 	TraceHeader  *string
 }
 
-// event is an event the server accepted.
-type event struct {
+// PutEvent is an event the server accepted.
+type PutEvent struct {
 	ID, Bus, Source, DetailType, Detail string
 	Resources                           []string
 	// Time is when the event happened: the entry's Time, or the time of
@@ -63,21 +63,23 @@ type event struct {
 	HasTime bool
 }
 
-func newServer(t testing.TB) *server {
-	s := &server{buses: map[string]bool{"default": true, "orders": true}}
+// StartPutEvents starts the server with the buses default and orders; it
+// is closed when the test ends.
+func StartPutEvents(t testing.TB) *PutEvents {
+	s := &PutEvents{buses: map[string]bool{"default": true, "orders": true}}
 	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
 	t.Cleanup(s.Close)
 	return s
 }
 
-func (s *server) fail(w http.ResponseWriter, status int, typ, msg string) {
+func (s *PutEvents) fail(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
 	w.Header().Set("X-Amzn-Requestid", "req-1")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"__type": typ, "message": msg})
 }
 
-func (s *server) serve(w http.ResponseWriter, r *http.Request) {
+func (s *PutEvents) serve(w http.ResponseWriter, r *http.Request) {
 	auth := r.Header.Get("Authorization")
 	switch {
 	case r.Method != http.MethodPost || r.URL.Path != "/":
@@ -94,7 +96,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	body, _ := io.ReadAll(r.Body)
-	var in struct{ Entries []putEntry }
+	var in struct{ Entries []PutEntry }
 	if err := json.Unmarshal(body, &in); err != nil {
 		s.fail(w, 400, "SerializationException", err.Error())
 		return
@@ -116,14 +118,14 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	total := 0
 	for i := range in.Entries {
-		total += entrySize(&in.Entries[i])
+		total += putEventsEntrySize(&in.Entries[i])
 	}
 	if total > 256*1024 {
 		s.fail(w, 400, "ValidationException", "Total size of the entries in the request is over the limit.")
 		return
 	}
 	for i := range in.Entries {
-		if bus := busName(in.Entries[i].EventBusName); !s.buses[bus] {
+		if bus := putEventsBusName(in.Entries[i].EventBusName); !s.buses[bus] {
 			s.fail(w, 400, "ResourceNotFoundException", "Event bus "+bus+" does not exist.")
 			return
 		}
@@ -139,7 +141,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 	}{}
 	for k := range in.Entries {
 		e := &in.Entries[k]
-		code, msg := validate(e)
+		code, msg := putEventsValidate(e)
 		if code == "" && s.entryFault != nil {
 			code, msg = s.entryFault(call, k, e)
 		}
@@ -149,7 +151,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		s.nextID++
-		ev := event{ID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", s.nextID), Bus: busName(e.EventBusName),
+		ev := PutEvent{ID: fmt.Sprintf("%08d-0000-4000-8000-000000000000", s.nextID), Bus: putEventsBusName(e.EventBusName),
 			Source: *e.Source, DetailType: *e.DetailType, Detail: *e.Detail, Resources: e.Resources, Time: time.Now()}
 		if e.Time != nil {
 			f, _ := e.Time.Float64()
@@ -165,7 +167,7 @@ func (s *server) serve(w http.ResponseWriter, r *http.Request) {
 // entrySize is an entry's size as EventBridge counts it: 14 bytes for a
 // Time, and the UTF-8 bytes of Source, DetailType, Detail and each
 // resource.
-func entrySize(e *putEntry) int {
+func putEventsEntrySize(e *PutEntry) int {
 	n := 0
 	if e.Time != nil {
 		n += 14
@@ -181,7 +183,7 @@ func entrySize(e *putEntry) int {
 	return n
 }
 
-func busName(s *string) string {
+func putEventsBusName(s *string) string {
 	if s == nil || *s == "" {
 		return "default"
 	}
@@ -192,7 +194,7 @@ func busName(s *string) string {
 }
 
 // validate checks an entry as PutEvents does, per entry.
-func validate(e *putEntry) (code, msg string) {
+func putEventsValidate(e *PutEntry) (code, msg string) {
 	switch {
 	case e.Source == nil || *e.Source == "":
 		return "InvalidArgument", "Parameter Source is not valid. Reason: Source is a required argument."
@@ -219,15 +221,22 @@ func validate(e *putEntry) (code, msg string) {
 	return "", ""
 }
 
-// received returns the accepted events and the entries of each call.
-func (s *server) received() ([]event, []int) {
+// Received returns the accepted events and the entries of each call.
+// Auths returns the Authorization header of each request, in order.
+func (s *PutEvents) Auths() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]event(nil), s.events...), append([]int(nil), s.calls...)
+	return append([]string(nil), s.auths...)
 }
 
-// reset forgets the events and calls and sets the faults.
-func (s *server) reset(entryFault func(call, k int, e *putEntry) (string, string), callFault func(call int) (int, string, string)) {
+func (s *PutEvents) Received() ([]PutEvent, []int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]PutEvent(nil), s.events...), append([]int(nil), s.calls...)
+}
+
+// Reset forgets the events and calls and sets the faults.
+func (s *PutEvents) Reset(entryFault func(call, k int, e *PutEntry) (string, string), callFault func(call int) (int, string, string)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.events, s.calls, s.auths = nil, nil, nil
